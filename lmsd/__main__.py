@@ -1,0 +1,3 @@
+from lmsd.cli.main import main
+
+main()

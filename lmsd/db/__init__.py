@@ -1,0 +1,1 @@
+"""Data layer: SQLAlchemy 2 models, engine construction and Alembic migrations."""

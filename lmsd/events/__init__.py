@@ -1,0 +1,1 @@
+"""The event bus: JetStream streams as code (more in later issues: outbox, consumers)."""

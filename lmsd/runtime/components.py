@@ -1,0 +1,96 @@
+"""The processes of one embedded install, in start order, as data.
+
+Each component says how to start it, how to tell it is ready, which signal stops it
+gracefully and whether the campus is unhealthy without it. The supervisor runs them; `lmsd
+status` probes them; later issues add their workers here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmsd.credentials import Secrets
+from lmsd.runtime import binaries, health, nats, postgres
+from lmsd.settings import Settings
+
+Probe = Callable[[], Awaitable[health.ProbeResult]]
+
+
+@dataclass
+class Component:
+    name: str
+    label: str
+    argv: list[str | Path]
+    probe: Probe
+    ready: Probe | None = None  # what "started" means, when it differs from healthy
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    required: bool = True
+    prepare: Callable[[], object] | None = None
+    after_ready: Callable[[], Awaitable[None]] | None = None
+
+    def log_file(self, settings: Settings) -> Path:
+        return settings.data_dir / "logs" / f"{self.name}.log"
+
+
+def build(settings: Settings, secrets: Secrets) -> list[Component]:
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("LMSD_GATEWAY_")}
+    base_env["LMSD_DATA_DIR"] = str(settings.data_dir)
+    components = [
+        Component(
+            name="postgres",
+            label="PostgreSQL",
+            argv=postgres.server_argv(settings),
+            probe=lambda: health.probe_postgres(settings, secrets),
+            ready=lambda: health.probe_postgres(settings, secrets, require_database=False),
+            user=postgres.server_user(settings),
+            stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM would wait for clients
+            prepare=lambda: postgres.write_config(settings),
+            after_ready=lambda: postgres.bootstrap(settings, secrets),
+        ),
+        Component(
+            name="nats",
+            label="NATS JetStream",
+            argv=nats.server_argv(settings),
+            probe=lambda: health.probe_nats(settings, secrets),
+            prepare=lambda: nats.write_config(settings, secrets),
+        ),
+    ]
+    for index, port in enumerate(settings.api.worker_ports()):
+        components.append(
+            Component(
+                name=f"api-{index}",
+                label=f"API worker {index}",
+                argv=[
+                    sys.executable, "-m", "lmsd.server",
+                    "--data-dir", settings.data_dir,
+                    "--port", str(port),
+                ],
+                probe=(lambda p=port: health.probe_http(f"http://127.0.0.1:{p}/healthz")),
+                env=base_env,
+            )
+        )
+    upstreams = ",".join(f"http://127.0.0.1:{p}" for p in settings.api.worker_ports())
+    gateway = settings.gateway
+    components.append(
+        Component(
+            name="gateway",
+            label="Gateway",
+            argv=[binaries.rust_binary("lmsd-gateway")],
+            probe=lambda: health.probe_http(f"http://127.0.0.1:{gateway.port}/healthz"),
+            env={
+                **base_env,
+                "LMSD_GATEWAY_LISTEN": f"{gateway.bind}:{gateway.port}",
+                "LMSD_GATEWAY_UPSTREAMS": upstreams,
+                "LMSD_GATEWAY_REQUEST_TIMEOUT_SECS": str(gateway.request_timeout_s),
+                "LMSD_GATEWAY_MAX_BODY_BYTES": str(gateway.max_body_bytes),
+            },
+        )
+    )
+    return components

@@ -1,0 +1,95 @@
+"""Real health probes: each one talks to the component the way its users do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+
+import asyncpg
+import httpx
+from nats.errors import Error as NatsError
+
+from lmsd.credentials import Secrets
+from lmsd.runtime import nats as nats_rt
+from lmsd.runtime import postgres
+from lmsd.settings import Settings
+
+
+@dataclass
+class ProbeResult:
+    ok: bool
+    version: str = ""
+    latency_ms: float = 0.0
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (ConnectionRefusedError, httpx.ConnectError)):
+        return "connection refused (not running)"
+    if isinstance(exc, (asyncio.TimeoutError, httpx.TimeoutException)):
+        return "timed out"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+async def probe_postgres(
+    settings: Settings, secrets: Secrets, timeout: float = 3, require_database: bool = True
+) -> ProbeResult:
+    start = time.perf_counter()
+    try:
+        conn = await asyncpg.connect(postgres.superuser_dsn(settings, secrets), timeout=timeout)
+        try:
+            version = await conn.fetchval("SHOW server_version")
+            has_db = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", settings.postgres.database
+            )
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        return ProbeResult(False, detail=_reason(exc))
+    latency = (time.perf_counter() - start) * 1000
+    if require_database and not has_db:
+        return ProbeResult(False, version, latency, f"database {settings.postgres.database!r} missing")
+    return ProbeResult(True, str(version), latency)
+
+
+async def probe_nats(settings: Settings, secrets: Secrets, timeout: float = 3) -> ProbeResult:
+    start = time.perf_counter()
+    nc = None
+    try:
+        nc = await nats_rt.connect(settings, secrets, timeout)
+        info = await nc.jetstream().account_info()
+        version = nc._server_info.get("version", "")
+    except (OSError, NatsError, asyncio.TimeoutError) as exc:
+        return ProbeResult(False, detail=_reason(exc))
+    finally:
+        if nc is not None and not nc.is_closed:
+            await nc.close()
+    latency = (time.perf_counter() - start) * 1000
+    return ProbeResult(True, str(version), latency, f"JetStream: {info.streams} streams")
+
+
+async def probe_http(url: str, timeout: float = 3) -> ProbeResult:
+    start = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(url)
+    except (httpx.HTTPError, OSError) as exc:
+        return ProbeResult(False, detail=_reason(exc))
+    latency = (time.perf_counter() - start) * 1000
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    version = str(body.get("version", "")) if isinstance(body, dict) else ""
+    if response.status_code != 200:
+        detail = body.get("detail", "") if isinstance(body, dict) else ""
+        return ProbeResult(False, version, latency, detail or f"HTTP {response.status_code}")
+    detail = ""
+    if isinstance(body, dict) and body.get("schema"):
+        detail = f"schema {body['schema']}"
+    return ProbeResult(True, version, latency, detail)

@@ -1,0 +1,85 @@
+"""NATS with JetStream for the embedded profile: loopback only, a password from the secrets,
+its store under the data dir. The config file holds the password, so it is mode 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nats
+
+from lmsd.credentials import Secrets
+from lmsd.runtime import binaries
+from lmsd.settings import Settings
+
+NATS_USER = "lmsd"
+
+
+def nats_dir(settings: Settings) -> Path:
+    return settings.data_dir / "nats"
+
+
+def store_dir(settings: Settings) -> Path:
+    return nats_dir(settings) / "jetstream"
+
+
+def config_file(settings: Settings) -> Path:
+    return nats_dir(settings) / "nats.conf"
+
+
+def write_config(settings: Settings, secrets: Secrets) -> Path:
+    nats_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)
+    store_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"lmsd-{settings.campus.id[:8] or 'campus'}"
+    # JSON strings are valid NATS config strings and escape whatever the path holds.
+    text = "\n".join(
+        [
+            f"server_name: {json.dumps(name)}",
+            f"listen: \"127.0.0.1:{settings.nats.port}\"",
+            f"http: \"127.0.0.1:{settings.nats.monitor_port}\"",
+            "jetstream {",
+            f"  store_dir: {json.dumps(str(store_dir(settings)))}",
+            f"  max_file_store: {settings.nats.max_store_mb}MB",
+            "  max_memory_store: 256MB",
+            "}",
+            "authorization {",
+            f"  user: {json.dumps(NATS_USER)}",
+            f"  password: {json.dumps(secrets.nats_password)}",
+            "}",
+            "",
+        ]
+    )
+    path = config_file(settings)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def server_argv(settings: Settings) -> list[str | Path]:
+    return [binaries.nats_server(), "-c", config_file(settings)]
+
+
+def url(settings: Settings) -> str:
+    return f"nats://127.0.0.1:{settings.nats.port}"
+
+
+async def connect(settings: Settings, secrets: Secrets, timeout: float = 5) -> nats.NATS:
+    """One connection for a one-shot job (CLI, probe): fails fast, no background reconnects."""
+
+    async def quiet(_: Exception) -> None:
+        return None
+
+    return await nats.connect(
+        servers=[url(settings)],
+        user=NATS_USER,
+        password=secrets.nats_password,
+        name="lmsd-cli",
+        connect_timeout=timeout,
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        error_cb=quiet,
+    )

@@ -1,0 +1,225 @@
+"""PostgreSQL for the embedded profile: binaries from the ``pgserver`` wheel, a real ``initdb``,
+loopback only, password (SCRAM) authentication with generated passwords.
+
+PostgreSQL refuses to run as root, so when lmsd runs as root the server runs as a dedicated
+system account (``postgres.system_user``, created if missing) that owns only the cluster dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+
+from lmsd.credentials import Secrets
+from lmsd.errors import OperationFailed
+from lmsd.runtime import binaries
+from lmsd.runtime.process import run_tool, spawn
+from lmsd.settings import Settings
+
+SUPERUSER = "postgres"
+
+
+def pgdata(settings: Settings) -> Path:
+    return settings.data_dir / "postgres"
+
+
+def server_user(settings: Settings) -> str | None:
+    """The OS account the server runs as: ourselves, unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    name = settings.postgres.system_user
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        result = subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise OperationFailed(f"cannot create system user {name!r}: {result.stderr.strip()}")
+    return name
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the server's account reach its dir: add search (x, not read) on each parent."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(parent, stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def _own(path: Path, user: str | None) -> None:
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def is_initialised(settings: Settings) -> bool:
+    return (pgdata(settings) / "PG_VERSION").exists()
+
+
+def initdb(settings: Settings, secrets: Secrets) -> bool:
+    """Create the cluster once. Returns False when it already existed."""
+    data = pgdata(settings)
+    if is_initialised(settings):
+        return False
+    user = server_user(settings)
+    if data.exists():
+        shutil.rmtree(data)  # a half-made cluster from an interrupted install
+    data.mkdir(mode=0o700, parents=True)
+    _own(data, user)
+    if user:
+        _make_traversable(data)
+    pwfile = settings.data_dir / "run" / "initdb.pw"
+    pwfile.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.postgres_superuser_password + "\n")
+    _own(pwfile, user)
+    if user:
+        _own(pwfile.parent, user)
+    try:
+        result = run_tool(
+            [
+                binaries.postgres_tool("initdb"),
+                "-D", data,
+                "-U", SUPERUSER,
+                "--pwfile", pwfile,
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--data-checksums",
+            ],
+            user=user,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+        if user:
+            os.chown(pwfile.parent, os.getuid(), os.getgid())
+    if result.returncode != 0:
+        shutil.rmtree(data, ignore_errors=True)
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OperationFailed(f"initdb failed: {last}")
+    with open(data / "postgresql.conf", "a") as conf:
+        conf.write("\n# Settings owned by lmsd, rewritten at every start.\ninclude 'lmsd.conf'\n")
+    write_config(settings)
+    return True
+
+
+def write_config(settings: Settings) -> None:
+    """The part of postgresql.conf that follows lmsd's settings (ports may change)."""
+    conf = pgdata(settings) / "lmsd.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "listen_addresses = '127.0.0.1'",
+                f"port = {settings.postgres.port}",
+                "unix_socket_directories = ''",
+                "max_connections = 200",
+                "shared_buffers = 128MB",
+                "wal_level = replica",
+                "max_wal_senders = 10",
+                "logging_collector = off",
+                "log_min_messages = warning",
+                "log_line_prefix = '%m [%p] '",
+                "",
+            ]
+        )
+    )
+    _own(conf, server_user(settings))
+
+
+def server_argv(settings: Settings) -> list[str | Path]:
+    return [binaries.postgres_tool("postgres"), "-D", pgdata(settings)]
+
+
+def superuser_dsn(settings: Settings, secrets: Secrets, database: str = "postgres") -> str:
+    return (
+        f"postgresql://{SUPERUSER}:{secrets.postgres_superuser_password}"
+        f"@127.0.0.1:{settings.postgres.port}/{database}"
+    )
+
+
+def app_dsn(settings: Settings, secrets: Secrets, driver: str = "postgresql") -> str:
+    pg = settings.postgres
+    return f"{driver}://{pg.user}:{secrets.postgres_password}@127.0.0.1:{pg.port}/{pg.database}"
+
+
+def tool_env(settings: Settings, secrets: Secrets) -> dict[str, str]:
+    """Environment for pg_dump/pg_restore as the superuser, without a password on argv."""
+    env = dict(os.environ)
+    env.update(
+        PGHOST="127.0.0.1",
+        PGPORT=str(settings.postgres.port),
+        PGUSER=SUPERUSER,
+        PGPASSWORD=secrets.postgres_superuser_password,
+    )
+    return env
+
+
+async def bootstrap(settings: Settings, secrets: Secrets) -> None:
+    """Make sure the application role and database exist (idempotent; run after each start)."""
+    pg = settings.postgres
+    conn = await asyncpg.connect(superuser_dsn(settings, secrets), timeout=10)
+    try:
+        role = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", pg.user)
+        password = secrets.postgres_password.replace("'", "''")
+        verb = "ALTER" if role else "CREATE"
+        await conn.execute(f'{verb} ROLE "{pg.user}" LOGIN PASSWORD \'{password}\'')
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", pg.database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{pg.database}" OWNER "{pg.user}"')
+    finally:
+        await conn.close()
+
+
+async def wait_ready(settings: Settings, secrets: Secrets, timeout: float, proc: asyncio.subprocess.Process | None = None) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = "no answer"
+    while asyncio.get_running_loop().time() < deadline:
+        if proc is not None and proc.returncode is not None:
+            raise OperationFailed(f"PostgreSQL exited with code {proc.returncode} while starting")
+        try:
+            conn = await asyncpg.connect(superuser_dsn(settings, secrets), timeout=2)
+            await conn.close()
+            return
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            last = str(exc) or type(exc).__name__
+        await asyncio.sleep(0.2)
+    raise OperationFailed(f"PostgreSQL did not become ready in {timeout:.0f}s: {last}")
+
+
+@contextlib.asynccontextmanager
+async def temporary_server(settings: Settings, secrets: Secrets) -> AsyncIterator[None]:
+    """PostgreSQL alone, for maintenance while the stack is down (backup, restore)."""
+    write_config(settings)
+    proc = await spawn(
+        server_argv(settings),
+        log_file=settings.data_dir / "logs" / "postgres.log",
+        user=server_user(settings),
+    )
+    try:
+        await wait_ready(settings, secrets, settings.runtime.start_timeout_s, proc)
+        await bootstrap(settings, secrets)
+        yield
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)  # fast shutdown: roll back sessions, checkpoint
+            try:
+                await asyncio.wait_for(proc.wait(), settings.runtime.stop_timeout_s)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()

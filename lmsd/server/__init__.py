@@ -1,0 +1,1 @@
+"""The Litestar API: app factory, error mapping, auth guards."""

@@ -1,0 +1,104 @@
+"""Litestar app factory. Everything it needs comes in through ``create_app``'s arguments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import lmsd
+from lmsd.credentials import Secrets
+from lmsd.db.engine import make_engine, make_sessionmaker
+from lmsd.errors import Unauthorized
+from lmsd.identity.controller import AuthController, MeController
+from lmsd.identity.service import Identity, TokenIssuer
+from lmsd.portal.controller import PortalController
+from lmsd.server.errors import HANDLERS, problem
+from lmsd.settings import Settings
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz(state: State) -> object:
+    """Liveness and readiness in one: the database answers and the schema revision is known."""
+    try:
+        async with state.engine.connect() as conn:
+            schema = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except Exception:  # noqa: BLE001 - any database failure makes the worker unhealthy
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001
+            return problem(503, "Unavailable", "database unreachable", version=lmsd.__version__)
+        schema = "none (not migrated)"
+    return {"status": "ok", "service": "lmsd-api", "version": lmsd.__version__, "database": "ok", "schema": schema}
+
+
+@get("/api/v1/campus")
+async def campus_info(state: State) -> dict[str, str]:
+    """Public facts about this campus, for the portal and federation peers."""
+    settings: Settings = state.settings
+    return {"id": settings.campus.id, "name": settings.campus.name, "host": settings.campus.host}
+
+
+async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
+    async with state.sessionmaker() as session:
+        yield session
+
+
+async def provide_identity(request: Request[object, object, State]) -> Identity:
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get("lmsd_session", "")
+    if not token:
+        raise Unauthorized("sign in first")
+    issuer: TokenIssuer = request.app.state.issuer
+    claims = issuer.verify(token)
+    settings: Settings = request.app.state.settings
+    if claims["campus"] != settings.campus.id:
+        raise Unauthorized("token of another campus")
+    return Identity(
+        user_id=uuid.UUID(str(claims["sub"])),
+        campus_id=uuid.UUID(str(claims["campus"])),
+        email=str(claims.get("email", "")),
+        display_name=str(claims.get("name", "")),
+        role=str(claims["role"]),
+    )
+
+
+def create_app(settings: Settings, secrets: Secrets) -> Litestar:
+    engine = make_engine(settings, secrets, pool_size=5)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    state = State(
+        {
+            "settings": settings,
+            "engine": engine,
+            "sessionmaker": make_sessionmaker(engine),
+            "issuer": TokenIssuer(secrets, issuer=settings.portal_url.rstrip("/")),
+            "secrets": secrets,
+        }
+    )
+    return Litestar(
+        route_handlers=[healthz, campus_info, AuthController, MeController, PortalController],
+        dependencies={
+            "db": Provide(provide_session),
+            "identity": Provide(provide_identity),
+        },
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        state=state,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="lmsd API", version=lmsd.__version__, path="/api/v1/schema"),
+        request_max_body_size=1024 * 1024,
+    )
