@@ -57,7 +57,8 @@ app.add_typer(config_cmd.app, name="config")
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of typer.Exit.
+        code = app(standalone_mode=False)
     except LmsdError as exc:
         output.fail(str(exc))
         sys.exit(1)
@@ -69,10 +70,11 @@ def main() -> None:
     except KeyboardInterrupt:
         output.fail("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors of the click that typer bundles: print its message, keep its code (2).
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -96,6 +96,7 @@ class PortalController(Controller):
         secure = state.settings.portal_url.startswith("https://")
         return Redirect(
             "/",
+            status_code=303,
             cookies=[
                 Cookie(
                     key=COOKIE, value=issuer.issue(who), max_age=ACCESS_TOKEN_TTL_S,
@@ -108,7 +109,7 @@ class PortalController(Controller):
     async def logout(self, request: Request[object, object, State]) -> Response[str]:
         if not _same_origin(request):
             return _page("Sign out", "<p>This form must be sent from the portal.</p>", 403)
-        response: Response[str] = Redirect("/")
+        response: Response[str] = Redirect("/", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
 

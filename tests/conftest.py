@@ -1,0 +1,29 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Campus, new_campus
+
+
+@pytest.fixture
+def campus(tmp_path: Path) -> Iterator[Campus]:
+    """A campus installed and running for one test; stopped afterwards whatever happens."""
+    c = new_campus(tmp_path / "data")
+    result = c.install()
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield c
+    c.lmsd("down", timeout=120)
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Campus]:
+    """A campus not installed yet (the test installs it); stopped afterwards."""
+    c = new_campus(tmp_path / "data")
+    yield c
+    if (c.data_dir / "config.toml").exists():
+        c.lmsd("down", timeout=120)

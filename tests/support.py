@@ -1,0 +1,99 @@
+"""Test support: free ports, a way to run the real `lmsd` CLI, campuses in temporary dirs."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ADMIN_PASSWORD = "correct-horse-battery-staple"
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int) -> int:
+    """A base port such that base..base+size-1 are all free (random, to keep xdist workers apart)."""
+    rng = random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little"))
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - size)
+        if all(_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+@dataclass
+class Campus:
+    """An install in a temporary data dir, driven through the real CLI."""
+
+    data_dir: Path
+    ports: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def lmsd(self, *args: str, check: bool = False, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return run_lmsd("--data-dir", str(self.data_dir), *args, check=check, timeout=timeout, env={**self.env, **(env or {})})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    def install_args(self) -> list[str]:
+        p = self.ports
+        return [
+            "install", "--yes",
+            "--campus-name", "Test University",
+            "--admin-email", "admin@test.example",
+            "--http-port", str(p["http"]),
+            "--api-port", str(p["api"]),
+            "--workers", "2",
+            "--postgres-port", str(p["postgres"]),
+            "--nats-port", str(p["nats"]),
+            "--nats-monitor-port", str(p["nats_monitor"]),
+        ]
+
+    def install(self) -> subprocess.CompletedProcess[str]:
+        return self.lmsd(*self.install_args(), env={"LMSD_ADMIN_PASSWORD": ADMIN_PASSWORD})
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LMSD_")}
+    env.update({"COLUMNS": "200", "NO_COLOR": "1"})
+    env.update(extra or {})
+    return env
+
+
+def run_lmsd(*args: str, check: bool = False, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "lmsd", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"lmsd {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def new_campus(data_dir: Path) -> Campus:
+    base = free_port_block(6)
+    ports = {
+        "http": base,
+        "api": base + 1,  # workers on base+1, base+2
+        "postgres": base + 3,
+        "nats": base + 4,
+        "nats_monitor": base + 5,
+    }
+    return Campus(data_dir=data_dir, ports=ports)
