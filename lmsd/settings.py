@@ -11,11 +11,12 @@ and pass it (or parts of it) to the components they start.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Mapping
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,12 +126,12 @@ class Settings(BaseModel):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     profile: Literal["embedded", "compose", "helm"] = "embedded"
-    campus: CampusSettings = Field(default_factory=CampusSettings)
-    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    api: ApiSettings = Field(default_factory=ApiSettings)
-    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    nats: NatsSettings = Field(default_factory=NatsSettings)
-    runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    campus: CampusSettings = Field(default_factory=lambda: CampusSettings())
+    gateway: GatewaySettings = Field(default_factory=lambda: GatewaySettings())
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings())
+    postgres: PostgresSettings = Field(default_factory=lambda: PostgresSettings())
+    nats: NatsSettings = Field(default_factory=lambda: NatsSettings())
+    runtime: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -202,10 +203,8 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(key, {})
         parsed: Any = value
         if value[:1] in "[{":
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 parsed = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         node[keys[-1]] = parsed
     return layer
 

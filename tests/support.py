@@ -97,3 +97,24 @@ def new_campus(data_dir: Path) -> Campus:
         "nats_monitor": base + 5,
     }
     return Campus(data_dir=data_dir, ports=ports)
+
+
+def secrets_of(data_dir: Path) -> dict[str, str]:
+    import tomllib
+
+    return tomllib.loads((data_dir / "secrets" / "secrets.toml").read_text())
+
+
+def app_dsn(c: Campus) -> str:
+    s = secrets_of(c.data_dir)
+    return f"postgresql://lmsd:{s['postgres_password']}@127.0.0.1:{c.ports['postgres']}/lmsd"
+
+
+async def nats_connect(c: Campus):  # type: ignore[no-untyped-def]
+    import nats
+
+    s = secrets_of(c.data_dir)
+    return await nats.connect(
+        servers=[f"nats://127.0.0.1:{c.ports['nats']}"], user="lmsd", password=s["nats_password"],
+        allow_reconnect=False, max_reconnect_attempts=1,
+    )

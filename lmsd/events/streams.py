@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import nats
+from nats.aio.client import Client as NATS
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -49,7 +49,7 @@ STREAMS: tuple[StreamSpec, ...] = (
 )
 
 
-async def ensure_streams(nc: nats.NATS) -> list[tuple[str, str]]:
+async def ensure_streams(nc: NATS) -> list[tuple[str, str]]:
     """Create missing streams and update changed ones. Returns (stream, action) pairs."""
     js = nc.jetstream()
     actions: list[tuple[str, str]] = []

@@ -38,7 +38,8 @@ from lmsd.credentials import Secrets
 from lmsd.db import migrate
 from lmsd.errors import Invalid, OperationFailed
 from lmsd.ops.report import Reporter
-from lmsd.runtime import binaries, control, nats as nats_rt, postgres
+from lmsd.runtime import binaries, control, postgres
+from lmsd.runtime import nats as nats_rt
 from lmsd.runtime.paths import RunPaths
 from lmsd.runtime.process import run_tool
 from lmsd.settings import CONFIG_FILE, Settings, load_settings
@@ -196,7 +197,7 @@ def verify(path: Path) -> dict[str, Any]:
                 digest = hashlib.sha256()
                 stream = tar.extractfile(member)
                 assert stream is not None
-                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                while chunk := stream.read(1 << 20):
                     digest.update(chunk)
                 if digest.hexdigest() != expected[name]["sha256"]:
                     raise Invalid(f"{refuse}: checksum mismatch in {name} (the file is corrupt)")

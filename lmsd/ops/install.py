@@ -23,7 +23,8 @@ from lmsd.errors import Invalid, LmsdError, OperationFailed
 from lmsd.events.streams import ensure_streams
 from lmsd.identity.service import ensure_admin, ensure_campus
 from lmsd.ops.report import Reporter
-from lmsd.runtime import control, nats as nats_rt, postgres, preflight
+from lmsd.runtime import control, postgres, preflight
+from lmsd.runtime import nats as nats_rt
 from lmsd.settings import (
     Settings,
     load_settings,
@@ -62,7 +63,7 @@ def write_answers(data_dir: Path, answers: dict[str, Any]) -> Settings:
 async def initialise_bus(settings: Settings, secrets: Secrets) -> list[tuple[str, str]]:
     try:
         nc = await nats_rt.connect(settings, secrets)
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
         raise OperationFailed(f"cannot reach NATS to create streams: {exc}") from None
     try:
         return await ensure_streams(nc)

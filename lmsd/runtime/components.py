@@ -39,6 +39,10 @@ class Component:
         return settings.data_dir / "logs" / f"{self.name}.log"
 
 
+def _http_probe(url: str) -> Probe:
+    return lambda: health.probe_http(url)
+
+
 def build(settings: Settings, secrets: Secrets) -> list[Component]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("LMSD_GATEWAY_")}
     base_env["LMSD_DATA_DIR"] = str(settings.data_dir)
@@ -72,7 +76,7 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
                     "--data-dir", settings.data_dir,
                     "--port", str(port),
                 ],
-                probe=(lambda p=port: health.probe_http(f"http://127.0.0.1:{p}/healthz")),
+                probe=_http_probe(f"http://127.0.0.1:{port}/healthz"),
                 env=base_env,
             )
         )

@@ -134,7 +134,7 @@ def command(settings: Settings, op: str, component: str = "", timeout: float = 1
         raise OperationFailed("lmsd is not running (start it with `lmsd up`)")
     try:
         reply = asyncio.run(_request(settings, {"op": op, "component": component}, timeout))
-    except (OSError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, OSError, ValueError) as exc:
         raise OperationFailed(f"cannot reach the supervisor: {exc}") from None
     if not reply.get("ok"):
         raise OperationFailed(str(reply.get("error", "the supervisor refused")))

@@ -49,7 +49,7 @@ async def probe_postgres(
             )
         finally:
             await conn.close()
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return ProbeResult(False, detail=_reason(exc))
     latency = (time.perf_counter() - start) * 1000
     if require_database and not has_db:
@@ -64,7 +64,7 @@ async def probe_nats(settings: Settings, secrets: Secrets, timeout: float = 3) -
         nc = await nats_rt.connect(settings, secrets, timeout)
         info = await nc.jetstream().account_info()
         version = nc._server_info.get("version", "")
-    except (OSError, NatsError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, NatsError) as exc:
         return ProbeResult(False, detail=_reason(exc))
     finally:
         if nc is not None and not nc.is_closed:

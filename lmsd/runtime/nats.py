@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import nats
+from nats.aio.client import Client as NATS
 
 from lmsd.credentials import Secrets
 from lmsd.runtime import binaries
@@ -67,7 +68,7 @@ def url(settings: Settings) -> str:
     return f"nats://127.0.0.1:{settings.nats.port}"
 
 
-async def connect(settings: Settings, secrets: Secrets, timeout: float = 5) -> nats.NATS:
+async def connect(settings: Settings, secrets: Secrets, timeout: float = 5) -> NATS:
     """One connection for a one-shot job (CLI, probe): fails fast, no background reconnects."""
 
     async def quiet(_: Exception) -> None:

@@ -40,15 +40,17 @@ def server_user(settings: Settings) -> str | None:
     name = settings.postgres.system_user
     try:
         pwd.getpwnam(name)
+        return name
     except KeyError:
-        result = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise OperationFailed(f"cannot create system user {name!r}: {result.stderr.strip()}")
+        pass
+    result = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise OperationFailed(f"cannot create system user {name!r}: {result.stderr.strip()}")
     return name
 
 
@@ -196,7 +198,7 @@ async def wait_ready(settings: Settings, secrets: Secrets, timeout: float, proc:
             conn = await asyncpg.connect(superuser_dsn(settings, secrets), timeout=2)
             await conn.close()
             return
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             last = str(exc) or type(exc).__name__
         await asyncio.sleep(0.2)
     raise OperationFailed(f"PostgreSQL did not become ready in {timeout:.0f}s: {last}")
@@ -220,6 +222,6 @@ async def temporary_server(settings: Settings, secrets: Secrets) -> AsyncIterato
             proc.send_signal(signal.SIGINT)  # fast shutdown: roll back sessions, checkpoint
             try:
                 await asyncio.wait_for(proc.wait(), settings.runtime.stop_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()

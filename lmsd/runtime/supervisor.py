@@ -154,8 +154,9 @@ class Supervisor:
         return code
 
     async def _first_ready(self, child: Child) -> None:
-        stop_wait = asyncio.create_task(self._stop.wait())
-        done, _ = await asyncio.wait({child.ready, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+        ready: asyncio.Future[Any] = child.ready
+        done, _ = await asyncio.wait({ready, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
         if child.ready in done:
             child.ready.result()  # raises the start failure, if any
@@ -182,7 +183,7 @@ class Supervisor:
             proc.send_signal(child.component.stop_signal)
         try:
             await asyncio.wait_for(proc.wait(), self.settings.runtime.stop_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -19,7 +20,7 @@ def problem(status: int, title: str, detail: str, **extra: object) -> Response[d
     return Response(body, status_code=status, media_type=PROBLEM)
 
 
-def domain_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
+def domain_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     assert isinstance(exc, LmsdError)
     if exc.status_code >= 500:
         log.error("operation failed: %s", exc)
@@ -27,13 +28,13 @@ def domain_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
     return problem(exc.status_code, exc.title, str(exc))
 
 
-def validation_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
+def validation_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     assert isinstance(exc, ValidationException)
     errors = exc.extra if isinstance(exc.extra, list) else []
     return problem(400, "Invalid request", str(exc.detail), errors=errors)
 
 
-def http_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
+def http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     assert isinstance(exc, HTTPException)
     if exc.status_code >= 500:
         log.error("HTTP %s: %s", exc.status_code, exc.detail)
@@ -41,7 +42,7 @@ def http_error(_: Request, exc: Exception) -> Response[dict[str, object]]:
     return problem(exc.status_code, exc.detail if exc.status_code != 404 else "Not found", str(exc.detail))
 
 
-def unexpected(_: Request, exc: Exception) -> Response[dict[str, object]]:
+def unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "Server error", "the server could not complete the request")
 
