@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lmsd.runtime import binaries  # noqa: E402
+from lmsd.runtime.process import run_tool  # noqa: E402
 from tests.support import ADMIN_PASSWORD, app_dsn, clean_env, nats_connect, new_campus, secrets_of  # noqa: E402
 
 
@@ -93,7 +94,7 @@ def baseline_up(c, work: Path) -> float:  # type: ignore[no-untyped-def]
     shutil.copytree(c.data_dir / "nats" / "jetstream", store)
     pg_ctl = [str(binaries.postgres_tool("pg_ctl")), "-D", str(pg_copy), "-w", "-l", str(work / "pg.log")]
     start = time.perf_counter()
-    check(subprocess.run([*pg_ctl, "start"], capture_output=True, text=True, user=user))
+    check(run_tool([*pg_ctl, "start"], user=user))
     nats = subprocess.Popen(
         [str(binaries.nats_server()), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(c.ports["nats"] + 1000)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -102,7 +103,7 @@ def baseline_up(c, work: Path) -> float:  # type: ignore[no-untyped-def]
     elapsed = time.perf_counter() - start
     nats.terminate()
     nats.wait()
-    check(subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True, text=True, user=user))
+    check(run_tool([*pg_ctl, "-m", "fast", "stop"], user=user))
     return elapsed
 
 
@@ -133,12 +134,11 @@ def baseline_restore(c, src: Path, work: Path) -> float:  # type: ignore[no-unty
     pgdata.mkdir(mode=0o700)
     if user:
         shutil.chown(pgdata, user, user)
-    check(subprocess.run([str(binaries.postgres_tool("initdb")), "-D", str(pgdata), "-U", "postgres",
-                          "--pwfile", str(pwfile), "--auth=scram-sha-256", "--locale=C", "-E", "UTF8"],
-                         capture_output=True, text=True, user=user))
+    check(run_tool([binaries.postgres_tool("initdb"), "-D", pgdata, "-U", "postgres",
+                    "--pwfile", pwfile, "--auth=scram-sha-256", "--locale=C", "-E", "UTF8"], user=user))
     (pgdata / "postgresql.conf").open("a").write(f"port={port}\nlisten_addresses='127.0.0.1'\nunix_socket_directories=''\n")
     pg_ctl = [str(binaries.postgres_tool("pg_ctl")), "-D", str(pgdata), "-w", "-l", str(work / "r.log")]
-    check(subprocess.run([*pg_ctl, "start"], capture_output=True, text=True, user=user))
+    check(run_tool([*pg_ctl, "start"], user=user))
     conn = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
     check(subprocess.run([str(binaries.postgres_tool("createdb")), *conn, "lmsd"], env=env, capture_output=True, text=True))
     check(subprocess.run([str(binaries.postgres_tool("pg_restore")), *conn, "-d", "lmsd", "--no-owner",
@@ -146,7 +146,7 @@ def baseline_restore(c, src: Path, work: Path) -> float:  # type: ignore[no-unty
     with tarfile.open(src / "files.tar") as tar:
         tar.extractall(work / "files", filter="data")
     elapsed = time.perf_counter() - start
-    check(subprocess.run([*pg_ctl, "-m", "fast", "stop"], capture_output=True, text=True, user=user))
+    check(run_tool([*pg_ctl, "-m", "fast", "stop"], user=user))
     return elapsed
 
 

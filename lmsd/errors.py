@@ -41,3 +41,20 @@ class Unauthorized(LmsdError):
 
 class OperationFailed(LmsdError):
     """An operator-facing step (start, backup, upgrade) could not complete."""
+
+
+class PreconditionFailed(LmsdError):
+    """The client's If-Match names a version that is no longer current."""
+
+    status_code = 412
+    title = "Precondition failed"
+
+
+class PreconditionRequired(LmsdError):
+    status_code = 428
+    title = "Precondition required"
+
+
+class TooManyRequests(LmsdError):
+    status_code = 429
+    title = "Too many requests"

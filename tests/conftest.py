@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.db import Database, start_database
 from tests.support import Campus, new_campus
 
 
@@ -27,3 +28,11 @@ def fresh(tmp_path: Path) -> Iterator[Campus]:
     yield c
     if (c.data_dir / "config.toml").exists():
         c.lmsd("down", timeout=120)
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One migrated PostgreSQL per test worker, with campus A and its admin."""
+    db = start_database(tmp_path_factory.mktemp("pg") / "data")
+    yield db
+    db.stop()

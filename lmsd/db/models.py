@@ -1,22 +1,37 @@
 """ORM models, kept together so that Alembic sees them all.
 
-Every campus-owned row carries ``campus_id``: it is how authorisation scopes data and the
-column the Citus distribution plan will shard by.
+Citus plan (docs/citus.md): ``campuses`` is a reference table; every other table belongs to one
+campus, is distributed by ``campus_id`` and colocated with the others, so every primary key,
+unique constraint and foreign key between them starts with ``campus_id``. ``CITUS`` below is the
+machine-readable form of that plan; ``tests/unit/test_citus_plan.py`` holds the metadata to it.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, String, UniqueConstraint, func
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
 
@@ -25,23 +40,235 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Campus(Base):
+    """A tenant. One deployment may host several campuses."""
+
     __tablename__ = "campuses"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     host: Mapped[str] = mapped_column(String(253))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = _now()
 
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("campus_id", "email"),)
+    __table_args__ = (
+        UniqueConstraint("campus_id", "email"),
+        ForeignKeyConstraint(["campus_id"], ["campuses.id"], ondelete="CASCADE"),
+    )
 
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    campus_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campuses.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(20))  # learner | instructor | admin
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    role: Mapped[str] = mapped_column(String(20))  # learner | instructor | admin (of this campus)
+    platform_admin: Mapped[bool] = mapped_column(Boolean, server_default="false", default=False)
+    locale: Mapped[str] = mapped_column(String(16), server_default="en", default="en")
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class Course(Base):
+    __tablename__ = "courses"
+    __table_args__ = (
+        UniqueConstraint("campus_id", "code"),
+        ForeignKeyConstraint(["campus_id"], ["campuses.id"], ondelete="CASCADE"),
+        Index("ix_courses_catalog", "campus_id", "status", "id"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, server_default="", default="")
+    language: Mapped[str] = mapped_column(String(16), server_default="en", default="en")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default="{}", default=list)
+    status: Mapped[str] = mapped_column(String(16), server_default="draft", default="draft")
+    self_enrol: Mapped[bool] = mapped_column(Boolean, server_default="false", default=False)
+    version: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class CourseInstructor(Base):
+    __tablename__ = "course_instructors"
+    __table_args__ = (
+        ForeignKeyConstraint(["campus_id", "course_id"], ["courses.campus_id", "courses.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["campus_id", "user_id"], ["users.campus_id", "users.id"], ondelete="CASCADE"),
+        Index("ix_course_instructors_user", "campus_id", "user_id"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+
+
+class Module(Base):
+    __tablename__ = "modules"
+    __table_args__ = (
+        ForeignKeyConstraint(["campus_id", "course_id"], ["courses.campus_id", "courses.id"], ondelete="CASCADE"),
+        Index("ix_modules_course", "campus_id", "course_id", "position"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    course_id: Mapped[uuid.UUID] = mapped_column()
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    version: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
+
+
+class Lesson(Base):
+    __tablename__ = "lessons"
+    __table_args__ = (
+        ForeignKeyConstraint(["campus_id", "module_id"], ["modules.campus_id", "modules.id"], ondelete="CASCADE"),
+        Index("ix_lessons_module", "campus_id", "module_id", "position"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    module_id: Mapped[uuid.UUID] = mapped_column()
+    course_id: Mapped[uuid.UUID] = mapped_column()  # denormalised: authorisation needs it per lesson
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))  # text | video | quiz
+    body: Mapped[str] = mapped_column(Text, server_default="", default="")
+    video_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    quiz_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    version: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
+
+
+class Enrolment(Base):
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        UniqueConstraint("campus_id", "course_id", "user_id"),
+        ForeignKeyConstraint(["campus_id", "course_id"], ["courses.campus_id", "courses.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["campus_id", "user_id"], ["users.campus_id", "users.id"], ondelete="CASCADE"),
+        Index("ix_enrolments_user", "campus_id", "user_id", "id"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    course_id: Mapped[uuid.UUID] = mapped_column()
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), server_default="active", default="active")
+    enrolled_by: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class Quiz(Base):
+    __tablename__ = "quizzes"
+    __table_args__ = (
+        ForeignKeyConstraint(["campus_id", "course_id"], ["courses.campus_id", "courses.id"], ondelete="CASCADE"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    course_id: Mapped[uuid.UUID] = mapped_column()
+    title: Mapped[str] = mapped_column(String(300))
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)  # 0: unlimited
+    version: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
+
+
+class Question(Base):
+    __tablename__ = "questions"
+    __table_args__ = (
+        ForeignKeyConstraint(["campus_id", "quiz_id"], ["quizzes.campus_id", "quizzes.id"], ondelete="CASCADE"),
+        Index("ix_questions_quiz", "campus_id", "quiz_id", "position"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    quiz_id: Mapped[uuid.UUID] = mapped_column()
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # single | multiple | numeric | short_text
+    prompt: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(JSONB, server_default="[]", default=list)
+    answer: Mapped[Any] = mapped_column(JSONB)  # never shown to learners
+    points: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("campus_id", "quiz_id", "user_id", "number"),
+        ForeignKeyConstraint(["campus_id", "quiz_id"], ["quizzes.campus_id", "quizzes.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["campus_id", "user_id"], ["users.campus_id", "users.id"], ondelete="CASCADE"),
+        Index("ix_attempts_course_user", "campus_id", "course_id", "user_id"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    quiz_id: Mapped[uuid.UUID] = mapped_column()
+    course_id: Mapped[uuid.UUID] = mapped_column()
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    number: Mapped[int] = mapped_column(Integer)
+    answers: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    score: Mapped[float] = mapped_column()
+    max_score: Mapped[float] = mapped_column()
+    submitted_at: Mapped[datetime] = _now()
+
+
+class RefreshToken(Base):
+    """One link of a refresh-token family; reuse of a used link revokes the whole family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (
+        UniqueConstraint("campus_id", "token_hash"),
+        ForeignKeyConstraint(["campus_id", "user_id"], ["users.campus_id", "users.id"], ondelete="CASCADE"),
+        Index("ix_refresh_tokens_family", "campus_id", "family_id"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    family_id: Mapped[uuid.UUID] = mapped_column()
+    token_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class PasswordReset(Base):
+    __tablename__ = "password_resets"
+    __table_args__ = (
+        UniqueConstraint("campus_id", "token_hash"),
+        ForeignKeyConstraint(["campus_id", "user_id"], ["users.campus_id", "users.id"], ondelete="CASCADE"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column()
+    token_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# The distribution plan, read by migrations (when the citus extension is present) and by tests.
+CITUS_REFERENCE = ("campuses",)
+CITUS_DISTRIBUTED = {
+    name: "campus_id"
+    for name in (
+        "users",
+        "courses",
+        "course_instructors",
+        "modules",
+        "lessons",
+        "enrolments",
+        "quizzes",
+        "questions",
+        "attempts",
+        "refresh_tokens",
+        "password_resets",
+    )
+}

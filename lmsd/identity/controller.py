@@ -1,34 +1,83 @@
-"""HTTP for sign-in: thin, it only translates to the service."""
+"""HTTP for sign-in, tokens, accounts and password resets: thin, it only translates."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.identity.service import ACCESS_TOKEN_TTL_S, Identity, TokenIssuer, authenticate
+from lmsd.db.models import User
+from lmsd.identity import service, tokens
+from lmsd.policy import Identity
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
-    email: str = msgspec.field()
-    password: str = msgspec.field()
+    email: Annotated[str, msgspec.Meta(max_length=320)]
+    password: Password
+    campus: uuid.UUID | None = None
+
+
+class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class TokenOut(msgspec.Struct):
     access_token: str
     token_type: str
     expires_in: int
+    refresh_token: str
 
 
 class MeOut(msgspec.Struct):
-    id: str
-    campus_id: str
+    id: uuid.UUID
+    campus_id: uuid.UUID
     email: str
     display_name: str
     role: str
+    platform_admin: bool
+
+
+class UserIn(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    role: Literal["learner", "instructor", "admin"]
+    password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+
+
+class UserOut(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: str
+    created_at: dt.datetime
+
+
+class UserPage(msgspec.Struct):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class ResetOut(msgspec.Struct):
+    token: str
+    expires_at: dt.datetime
+
+
+class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    new_password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+
+
+def user_out(u: User) -> UserOut:
+    return UserOut(u.id, u.email, u.display_name, u.role, u.created_at)
 
 
 class AuthController(Controller):
@@ -36,18 +85,37 @@ class AuthController(Controller):
     tags = ["auth"]
 
     @post("/login", status_code=200)
-    async def login(self, data: LoginBody, db: AsyncSession, state: State) -> TokenOut:
-        """Exchange an e-mail and password for a short-lived access token (EdDSA JWT)."""
-        campus_id = uuid.UUID(state.settings.campus.id)
-        who = await authenticate(db, campus_id, data.email, data.password)
-        issuer: TokenIssuer = state.issuer
-        return TokenOut(issuer.issue(who), "Bearer", ACCESS_TOKEN_TTL_S)
+    async def login(self, request: Request[object, object, State], data: LoginBody, db: AsyncSession, state: State) -> TokenOut:
+        """Exchange e-mail and password for an access token (EdDSA JWT, 15 min) and a refresh token."""
+        campus = await service.resolve_campus(
+            db, data.campus, request.headers.get("host", ""), uuid.UUID(state.settings.campus.id)
+        )
+        who = await service.sign_in(db, campus, data.email, data.password)
+        issuer: tokens.TokenIssuer = state.issuer
+        return TokenOut(issuer.issue(who), "Bearer", tokens.ACCESS_TOKEN_TTL_S, await tokens.new_refresh_token(db, who))
+
+    @post("/refresh", status_code=200)
+    async def refresh(self, data: RefreshBody, db: AsyncSession, state: State) -> TokenOut:
+        """Rotate a refresh token. Reusing an old one revokes the whole family (all its sessions)."""
+        who, next_token = await tokens.rotate(db, data.refresh_token)
+        issuer: tokens.TokenIssuer = state.issuer
+        return TokenOut(issuer.issue(who), "Bearer", tokens.ACCESS_TOKEN_TTL_S, next_token)
+
+    @post("/logout", status_code=204)
+    async def logout(self, data: RefreshBody, db: AsyncSession) -> None:
+        """Revoke this sign-in (its refresh-token family). Access tokens lapse within 15 minutes."""
+        await tokens.logout(db, data.refresh_token)
 
     @get("/jwks.json")
     async def jwks(self, state: State) -> dict[str, object]:
-        """Public keys that verify this campus's tokens (used by the gateway)."""
-        issuer: TokenIssuer = state.issuer
+        """Public keys that verify this deployment's tokens (used by the gateway)."""
+        issuer: tokens.TokenIssuer = state.issuer
         return issuer.jwks()
+
+    @post("/password-reset/confirm", status_code=204)
+    async def reset_confirm(self, data: ResetConfirm, db: AsyncSession) -> None:
+        """Set a new password with a one-time reset token; ends every session of the account."""
+        await service.finish_password_reset(db, data.token, data.new_password)
 
 
 class MeController(Controller):
@@ -58,5 +126,40 @@ class MeController(Controller):
     async def me(self, identity: Identity) -> MeOut:
         """The signed-in account."""
         return MeOut(
-            str(identity.user_id), str(identity.campus_id), identity.email, identity.display_name, identity.role
+            identity.user_id, identity.campus_id, identity.email, identity.display_name, identity.role,
+            identity.platform_admin,
         )
+
+
+class UserController(Controller):
+    path = "/api/v1/users"
+    tags = ["users"]
+
+    @get("/")
+    async def list_users(
+        self,
+        db: AsyncSession,
+        identity: Identity,
+        cursor: str | None = None,
+        limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
+        role: Literal["learner", "instructor", "admin"] | None = None,
+    ) -> UserPage:
+        """Accounts of your campus (campus admins)."""
+        page = await service.list_users(db, identity, cursor, limit, role)
+        return UserPage([user_out(u) for u in page.items], page.next_cursor)
+
+    @post("/")
+    async def create_user(self, db: AsyncSession, identity: Identity, data: UserIn) -> Response[UserOut]:
+        """Create an account on your campus (campus admins)."""
+        user = await service.create_user(db, identity, data.email, data.display_name, data.role, data.password)
+        return Response(user_out(user), status_code=201)
+
+    @get("/{user_id:uuid}")
+    async def get_user(self, db: AsyncSession, identity: Identity, user_id: uuid.UUID) -> UserOut:
+        return user_out(await service.get_user(db, identity, user_id))
+
+    @post("/{user_id:uuid}/password-reset", status_code=201)
+    async def password_reset(self, db: AsyncSession, identity: Identity, user_id: uuid.UUID) -> ResetOut:
+        """Make a one-time password reset token for an account (campus admins), valid 2 hours."""
+        token, expires = await service.start_password_reset(db, identity, user_id)
+        return ResetOut(token, expires)

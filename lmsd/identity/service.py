@@ -2,42 +2,50 @@
 
 from __future__ import annotations
 
-import time
+import datetime as dt
+import hashlib
+import secrets
 import uuid
-from dataclasses import dataclass
 
-import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.credentials import Secrets
-from lmsd.db.models import Campus, User
-from lmsd.errors import Invalid, Unauthorized
+from lmsd import pagination, policy
+from lmsd.db.models import Campus, PasswordReset, RefreshToken, User
+from lmsd.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
+from lmsd.policy import Identity
+
+__all__ = ["Identity", "authenticate", "ensure_admin", "ensure_campus", "hash_password", "identity_of"]
 
 ROLES = ("learner", "instructor", "admin")
-ACCESS_TOKEN_TTL_S = 900
+LOCK_AFTER_FAILURES = 5
+RESET_TTL = dt.timedelta(hours=2)
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verifying against this keeps the time of "no such user" equal to "wrong password".
 _DUMMY_HASH = _hasher.hash("lmsd-timing-equaliser")
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def hash_password(password: str) -> str:
     if len(password) < 12:
         raise Invalid("a password needs at least 12 characters")
+    if len(password) > 1024:
+        raise Invalid("a password may have at most 1024 characters")
     return _hasher.hash(password)
 
 
-@dataclass(frozen=True)
-class Identity:
-    user_id: uuid.UUID
-    campus_id: uuid.UUID
-    email: str
-    display_name: str
-    role: str
+def identity_of(user: User) -> Identity:
+    return Identity(user.id, user.campus_id, user.email, user.display_name, user.role, user.platform_admin)
 
 
 async def ensure_campus(session: AsyncSession, campus_id: uuid.UUID, name: str, host: str) -> Campus:
@@ -52,9 +60,9 @@ async def ensure_campus(session: AsyncSession, campus_id: uuid.UUID, name: str, 
 
 
 async def ensure_admin(
-    session: AsyncSession, campus_id: uuid.UUID, email: str, password: str
+    session: AsyncSession, campus_id: uuid.UUID, email: str, password: str, *, platform_admin: bool = True
 ) -> tuple[User, bool]:
-    """Create the campus's first admin unless that account exists. Returns (user, created)."""
+    """Create a campus's first admin unless that account exists. Returns (user, created)."""
     existing = await session.scalar(
         select(User).where(User.campus_id == campus_id, User.email == email.lower())
     )
@@ -66,68 +74,150 @@ async def ensure_admin(
         display_name="Administrator",
         password_hash=hash_password(password),
         role="admin",
+        platform_admin=platform_admin,  # the installer's admin also operates the deployment
     )
     session.add(user)
     await session.flush()
     return user, True
 
 
-async def authenticate(
-    session: AsyncSession, campus_id: uuid.UUID, email: str, password: str
-) -> Identity:
+async def resolve_campus(session: AsyncSession, wanted: uuid.UUID | None, host: str, default: uuid.UUID) -> uuid.UUID:
+    """The campus a sign-in is for: named explicitly, else by the host name asked for, else the default."""
+    if wanted is not None:
+        if await session.get(Campus, wanted) is None:
+            raise Unauthorized("wrong e-mail or password")
+        return wanted
+    by_host = await session.scalar(select(Campus.id).where(Campus.host == host.split(":")[0].lower()).limit(2))
+    return by_host or default
+
+
+async def authenticate(session: AsyncSession, campus_id: uuid.UUID, email: str, password: str) -> Identity:
+    """Check a password. Repeated failures lock the account for a growing while (429).
+
+    The failure count is committed even though the sign-in fails, so callers must commit after
+    catching Unauthorized; :func:`sign_in` below does.
+    """
     user = await session.scalar(
-        select(User).where(User.campus_id == campus_id, User.email == email.strip().lower())
+        select(User)
+        .where(User.campus_id == campus_id, User.email == email.strip().lower())
+        .with_for_update()
     )
+    if user is not None and user.locked_until is not None and user.locked_until > _now():
+        wait = int((user.locked_until - _now()).total_seconds()) + 1
+        raise TooManyRequests(f"too many failed sign-ins; try again in {wait} s")
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= LOCK_AFTER_FAILURES:
+                extra = min(2 ** (user.failed_logins - LOCK_AFTER_FAILURES), 15)
+                user.locked_until = _now() + dt.timedelta(minutes=extra)
+            await session.flush()
         raise Unauthorized("wrong e-mail or password") from None
     if user is None:
         raise Unauthorized("wrong e-mail or password")
-    return Identity(user.id, user.campus_id, user.email, user.display_name, user.role)
+    if user.failed_logins or user.locked_until:
+        user.failed_logins, user.locked_until = 0, None
+        await session.flush()
+    return identity_of(user)
 
 
-class TokenIssuer:
-    """Signs short-lived access tokens with the campus key (EdDSA) and publishes the JWKS."""
+async def sign_in(session: AsyncSession, campus_id: uuid.UUID, email: str, password: str) -> Identity:
+    try:
+        return await authenticate(session, campus_id, email, password)
+    except Unauthorized:
+        await session.commit()  # keep the failure count: it is what throttles guessing
+        raise
 
-    def __init__(self, secrets: Secrets, issuer: str) -> None:
-        key = serialization.load_pem_private_key(secrets.jwt_signing_key_pem.encode(), None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise Invalid("the campus signing key is not an Ed25519 key")
-        self._key = key
-        self._kid = secrets.jwt_key_id
-        self.issuer = issuer
 
-    def issue(self, who: Identity) -> str:
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": "lmsd",
-            "sub": str(who.user_id),
-            "campus": str(who.campus_id),
-            "role": who.role,
-            "email": who.email,
-            "name": who.display_name,
-            "iat": now,
-            "exp": now + ACCESS_TOKEN_TTL_S,
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self._kid})
+# -- accounts managed by campus admins ---------------------------------------------------------
 
-    def verify(self, token: str) -> dict[str, object]:
-        try:
-            return jwt.decode(
-                token,
-                self._key.public_key(),
-                algorithms=["EdDSA"],
-                audience="lmsd",
-                issuer=self.issuer,
-                options={"require": ["exp", "sub", "campus", "role"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from None
 
-    def jwks(self) -> dict[str, object]:
-        jwk = jwt.algorithms.OKPAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
-        jwk.update(kid=self._kid, use="sig", alg="EdDSA")
-        return {"keys": [jwk]}
+async def create_user(
+    session: AsyncSession, actor: Identity, email: str, display_name: str, role: str, password: str
+) -> User:
+    policy.require(actor, "user.create")
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
+    user = User(
+        campus_id=actor.campus_id, email=email.strip().lower(), display_name=display_name,
+        password_hash=hash_password(password), role=role,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict("an account with this e-mail already exists on this campus") from None
+    await session.refresh(user)
+    return user
+
+
+async def list_users(
+    session: AsyncSession, actor: Identity, cursor: str | None, limit: int | None, role: str | None
+) -> pagination.Page[User]:
+    policy.require(actor, "user.list")
+    size = pagination.limit_of(limit)
+    after = pagination.decode(cursor)
+    query = select(User).where(User.campus_id == actor.campus_id)
+    if role is not None:
+        query = query.where(User.role == role)
+    if after is not None:
+        query = query.where(User.id > after)
+    rows = (await session.scalars(query.order_by(User.id).limit(size + 1))).all()
+    return pagination.page_of(rows, size)
+
+
+async def get_user(session: AsyncSession, actor: Identity, user_id: uuid.UUID) -> User:
+    user = await session.get(User, (actor.campus_id, user_id))
+    if user is None:
+        raise NotFound("no such user")
+    policy.require(actor, "user.read", policy.Relations(self_target=user_id == actor.user_id))
+    return user
+
+
+# -- password reset ------------------------------------------------------------------------------
+
+
+async def start_password_reset(session: AsyncSession, actor: Identity, user_id: uuid.UUID) -> tuple[str, dt.datetime]:
+    """An admin makes a one-time reset token for an account (to hand over or e-mail)."""
+    policy.require(actor, "user.create")
+    user = await session.get(User, (actor.campus_id, user_id))
+    if user is None:
+        raise NotFound("no such user")
+    token = f"{user.campus_id}.{secrets.token_urlsafe(32)}"
+    expires = _now() + RESET_TTL
+    session.add(PasswordReset(campus_id=user.campus_id, user_id=user.id, token_hash=token_hash(token), expires_at=expires))
+    await session.flush()
+    return token, expires
+
+
+async def finish_password_reset(session: AsyncSession, token: str, new_password: str) -> None:
+    campus_id = campus_of_token(token)
+    reset = await session.scalar(
+        select(PasswordReset)
+        .where(PasswordReset.campus_id == campus_id, PasswordReset.token_hash == token_hash(token))
+        .with_for_update()
+    )
+    if reset is None or reset.used_at is not None or reset.expires_at <= _now():
+        raise Unauthorized("this reset link is invalid or has expired")
+    user = await session.get(User, (campus_id, reset.user_id))
+    assert user is not None
+    user.password_hash = hash_password(new_password)
+    user.failed_logins, user.locked_until = 0, None
+    reset.used_at = _now()
+    # A new password ends every existing session of the account.
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.campus_id == campus_id, RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=_now())
+    )
+    await session.flush()
+
+
+def campus_of_token(token: str) -> uuid.UUID:
+    """Opaque tokens start with their campus id, so lookups stay on the campus's shard."""
+    try:
+        return uuid.UUID(token.split(".", 1)[0])
+    except ValueError:
+        raise Unauthorized("malformed token") from None

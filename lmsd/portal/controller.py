@@ -15,7 +15,8 @@ from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.errors import LmsdError
-from lmsd.identity.service import ACCESS_TOKEN_TTL_S, TokenIssuer, authenticate
+from lmsd.identity.service import sign_in
+from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 
 COOKIE = "lmsd_session"
 SECURITY_HEADERS = {
@@ -64,12 +65,12 @@ class PortalController(Controller):
         if token:
             issuer: TokenIssuer = state.issuer
             try:
-                claims = issuer.verify(token)
+                identity = issuer.verify(token)
             except LmsdError:
-                claims = {}
-            if claims.get("campus") == state.settings.campus.id:
-                who = html.escape(str(claims.get("email", "")))
-                role = html.escape(str(claims.get("role", "")))
+                identity = None
+            if identity is not None:
+                who = html.escape(identity.email)
+                role = html.escape(identity.role)
                 return _page(
                     campus,
                     f"<h1>{html.escape(campus)}</h1><p>Signed in as <strong>{who}</strong> ({role}).</p>"
@@ -89,7 +90,7 @@ class PortalController(Controller):
         if not _same_origin(request):
             return _page(campus, _sign_in_form(campus, "This form must be sent from the portal."), 403)
         try:
-            who = await authenticate(db, uuid.UUID(state.settings.campus.id), data.email, data.password)
+            who = await sign_in(db, uuid.UUID(state.settings.campus.id), data.email, data.password)
         except LmsdError as exc:
             return _page(campus, _sign_in_form(campus, str(exc)), 401)
         issuer: TokenIssuer = state.issuer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,12 +13,17 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import lmsd
+from lmsd.campuses.controller import CampusController
+from lmsd.courses.controller import CourseController, LessonController, ModuleController, MyCoursesController
 from lmsd.credentials import Secrets
 from lmsd.db.engine import make_engine, make_sessionmaker
+from lmsd.enrolments.controller import EnrolmentController
 from lmsd.errors import Unauthorized
-from lmsd.identity.controller import AuthController, MeController
-from lmsd.identity.service import Identity, TokenIssuer
+from lmsd.identity.controller import AuthController, MeController, UserController
+from lmsd.identity.tokens import TokenIssuer
+from lmsd.policy import Identity
 from lmsd.portal.controller import PortalController
+from lmsd.quizzes.controller import QuizController
 from lmsd.server.errors import HANDLERS, problem
 from lmsd.settings import Settings
 
@@ -48,8 +52,19 @@ async def campus_info(state: State) -> dict[str, str]:
 
 
 async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: committed when the handler succeeds, else rolled back.
+
+    Services may commit early when an effect must stand although the request fails (a failed
+    sign-in's counter, a revoked token family).
+    """
     async with state.sessionmaker() as session:
-        yield session
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
 
 
 async def provide_identity(request: Request[object, object, State]) -> Identity:
@@ -58,17 +73,7 @@ async def provide_identity(request: Request[object, object, State]) -> Identity:
     if not token:
         raise Unauthorized("sign in first")
     issuer: TokenIssuer = request.app.state.issuer
-    claims = issuer.verify(token)
-    settings: Settings = request.app.state.settings
-    if claims["campus"] != settings.campus.id:
-        raise Unauthorized("token of another campus")
-    return Identity(
-        user_id=uuid.UUID(str(claims["sub"])),
-        campus_id=uuid.UUID(str(claims["campus"])),
-        email=str(claims.get("email", "")),
-        display_name=str(claims.get("name", "")),
-        role=str(claims["role"]),
-    )
+    return issuer.verify(token)
 
 
 def create_app(settings: Settings, secrets: Secrets) -> Litestar:
@@ -91,7 +96,21 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
         }
     )
     return Litestar(
-        route_handlers=[healthz, campus_info, AuthController, MeController, PortalController],
+        route_handlers=[
+            healthz,
+            campus_info,
+            AuthController,
+            MeController,
+            UserController,
+            CampusController,
+            CourseController,
+            ModuleController,
+            LessonController,
+            MyCoursesController,
+            EnrolmentController,
+            QuizController,
+            PortalController,
+        ],
         dependencies={
             "db": Provide(provide_session),
             "identity": Provide(provide_identity),

@@ -1,0 +1,1 @@
+"""Campuses (tenants) of a deployment, managed by platform admins."""

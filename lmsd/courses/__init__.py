@@ -1,0 +1,1 @@
+"""Courses, their modules and lessons, and who teaches them."""

@@ -1,0 +1,1 @@
+"""Who takes which course: self-enrolment, enrolment by staff, status and dates."""

@@ -1,0 +1,104 @@
+"""Enrolments: the service decides who may enrol whom, and keeps one enrolment per person."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lmsd import pagination, policy
+from lmsd.courses.service import load_course
+from lmsd.db.models import Enrolment, User
+from lmsd.errors import Conflict, Invalid, NotFound
+from lmsd.policy import Identity
+
+
+async def _existing(session: AsyncSession, campus_id: uuid.UUID, course_id: uuid.UUID, user_id: uuid.UUID) -> Enrolment | None:
+    return await session.scalar(
+        select(Enrolment).where(
+            Enrolment.campus_id == campus_id, Enrolment.course_id == course_id, Enrolment.user_id == user_id
+        ).with_for_update()
+    )
+
+
+async def enrol_self(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> Enrolment:
+    course, rel = await load_course(session, actor, course_id)
+    policy.require(actor, "enrolment.self", rel)
+    if course.status != "published" or not course.self_enrol:
+        raise Conflict("this course is not open for self-enrolment")
+    return await _enrol(session, actor, course_id, actor.user_id, None, None)
+
+
+async def enrol_user(
+    session: AsyncSession,
+    actor: Identity,
+    course_id: uuid.UUID,
+    user_id: uuid.UUID,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+) -> Enrolment:
+    _, rel = await load_course(session, actor, course_id)
+    policy.require(actor, "enrolment.manage", rel)
+    if await session.get(User, (actor.campus_id, user_id)) is None:
+        raise NotFound("no such user on this campus")
+    if starts_at and ends_at and ends_at <= starts_at:
+        raise Invalid("ends_at must be after starts_at")
+    return await _enrol(session, actor, course_id, user_id, starts_at, ends_at)
+
+
+async def _enrol(
+    session: AsyncSession,
+    actor: Identity,
+    course_id: uuid.UUID,
+    user_id: uuid.UUID,
+    starts_at: datetime | None,
+    ends_at: datetime | None,
+) -> Enrolment:
+    existing = await _existing(session, actor.campus_id, course_id, user_id)
+    if existing is not None:
+        if existing.status != "withdrawn":
+            raise Conflict("already enrolled in this course")
+        existing.status = "active"
+        await session.flush()
+        return existing
+    enrolment = Enrolment(
+        campus_id=actor.campus_id,
+        course_id=course_id,
+        user_id=user_id,
+        enrolled_by=None if user_id == actor.user_id else actor.user_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
+    session.add(enrolment)
+    await session.flush()
+    await session.refresh(enrolment)
+    return enrolment
+
+
+async def list_enrolments(
+    session: AsyncSession, actor: Identity, course_id: uuid.UUID, cursor: str | None, limit: int | None
+) -> pagination.Page[Enrolment]:
+    _, rel = await load_course(session, actor, course_id)
+    policy.require(actor, "enrolment.list", rel)
+    size = pagination.limit_of(limit)
+    after = pagination.decode(cursor)
+    query = select(Enrolment).where(Enrolment.campus_id == actor.campus_id, Enrolment.course_id == course_id)
+    if after is not None:
+        query = query.where(Enrolment.id > after)
+    rows = (await session.scalars(query.order_by(Enrolment.id).limit(size + 1))).all()
+    return pagination.page_of(rows, size)
+
+
+async def set_status(session: AsyncSession, actor: Identity, enrolment_id: uuid.UUID, status: str) -> Enrolment:
+    enrolment = await session.get(Enrolment, (actor.campus_id, enrolment_id), with_for_update=True)
+    if enrolment is None:
+        raise NotFound("no such enrolment")
+    _, rel = await load_course(session, actor, enrolment.course_id)
+    own_withdrawal = enrolment.user_id == actor.user_id and status == "withdrawn"
+    if not own_withdrawal:
+        policy.require(actor, "enrolment.manage", rel)
+    enrolment.status = status
+    await session.flush()
+    return enrolment

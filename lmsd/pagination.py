@@ -1,0 +1,57 @@
+"""Cursor pagination (keyset): stable under inserts, O(page) at any depth.
+
+A cursor is opaque to clients: base64url of the last row's sort key. A cursor that does not
+decode is bad input (Invalid -> 400), never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from lmsd.errors import Invalid
+
+T = TypeVar("T")
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode(last_id: uuid.UUID) -> str:
+    raw = json.dumps({"a": str(last_id)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str | None) -> uuid.UUID | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(json.loads(raw)["a"])
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise Invalid("invalid cursor: pass back the next_cursor of a previous page unchanged") from None
+
+
+def limit_of(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def page_of(rows: Sequence[T], limit: int, key: str = "id") -> Page[T]:
+    """``rows`` were fetched with ``limit + 1``: the extra row only says there is more."""
+    items = list(rows[:limit])
+    more = len(rows) > limit
+    return Page(items, encode(getattr(items[-1], key)) if more and items else None)

@@ -1,0 +1,1 @@
+"""Quizzes: questions, attempts with automatic grading, attempt limits, the gradebook."""
