@@ -25,6 +25,8 @@ def check_version(current: int, if_match: str | None) -> None:
     """Optimistic concurrency: updates must name the version they were based on."""
     if if_match is None:
         raise PreconditionRequired("send If-Match with the ETag you read, so edits are not lost")
+    if if_match.strip() == "*":  # RFC 9110: any current representation
+        return
     wanted = if_match.strip().removeprefix("W/").strip('"')
     if wanted != str(current):
         raise PreconditionFailed(f"the resource changed (now version {current}); reload and retry")

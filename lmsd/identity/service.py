@@ -181,10 +181,10 @@ async def get_user(session: AsyncSession, actor: Identity, user_id: uuid.UUID) -
 
 async def start_password_reset(session: AsyncSession, actor: Identity, user_id: uuid.UUID) -> tuple[str, dt.datetime]:
     """An admin makes a one-time reset token for an account (to hand over or e-mail)."""
-    policy.require(actor, "user.create")
     user = await session.get(User, (actor.campus_id, user_id))
     if user is None:
         raise NotFound("no such user")
+    policy.require(actor, "user.create")
     token = f"{user.campus_id}.{secrets.token_urlsafe(32)}"
     expires = _now() + RESET_TTL
     session.add(PasswordReset(campus_id=user.campus_id, user_id=user.id, token_hash=token_hash(token), expires_at=expires))
