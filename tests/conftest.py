@@ -36,3 +36,13 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     db = start_database(tmp_path_factory.mktemp("pg") / "data")
     yield db
     db.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """One running campus for a whole module of read-mostly tests."""
+    c = new_campus(tmp_path_factory.mktemp("campus") / "data")
+    result = c.install()
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield c
+    c.lmsd("down", timeout=120)

@@ -9,6 +9,7 @@ from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +26,7 @@ from lmsd.policy import Identity
 from lmsd.portal.controller import PortalController
 from lmsd.quizzes.controller import QuizController
 from lmsd.server.errors import HANDLERS, problem
+from lmsd.server.openapi import document_problems
 from lmsd.settings import Settings
 
 
@@ -95,7 +97,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             "secrets": secrets,
         }
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             campus_info,
@@ -118,6 +120,17 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         state=state,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="lmsd API", version=lmsd.__version__, path="/api/v1/schema"),
+        openapi_config=OpenAPIConfig(
+            title="lmsd API",
+            version=lmsd.__version__,
+            path="/api/v1/schema",
+            description="The campus API. Errors are RFC 9457 application/problem+json.",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            ),
+            security=[{"bearer": []}],
+        ),
         request_max_body_size=1024 * 1024,
     )
+    document_problems(app)
+    return app
