@@ -10,7 +10,7 @@ from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.courses import service
+from lmsd.courses import archive, service
 from lmsd.courses.schemas import (
     CourseIn,
     CourseOut,
@@ -140,6 +140,25 @@ class CourseController(Controller):
         """Add a module (at the end, or at `position`)."""
         module = await service.create_module(db, identity, course_id, data)
         return Response(module_out(module), status_code=201, headers=etag(module.version))
+
+    @get("/{course_id:uuid}/export")
+    async def export(self, db: AsyncSession, identity: Identity, course_id: uuid.UUID) -> Response[archive.Archive]:
+        """The course as a self-contained archive (docs/course-archive.md), for another campus or deployment."""
+        body = await archive.export_course(db, identity, course_id)
+        filename = f"{body.course.code}.lmsd-course.json"
+        return Response(body, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    @post("/import")
+    async def import_(
+        self,
+        db: AsyncSession,
+        identity: Identity,
+        data: archive.Archive,
+        code: Annotated[str | None, Parameter(max_length=64)] = None,
+    ) -> Response[CourseOut]:
+        """Create a draft course from an archive; `code` renames it when the code is taken."""
+        course = await archive.import_course(db, identity, data, code)
+        return Response(course_out(course), status_code=201, headers=etag(course.version))
 
     @put("/{course_id:uuid}/modules/order", status_code=204)
     async def order_modules(self, db: AsyncSession, identity: Identity, course_id: uuid.UUID, data: Reorder) -> None:
