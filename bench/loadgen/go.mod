@@ -1,0 +1,3 @@
+module lmsd/bench/loadgen
+
+go 1.22
