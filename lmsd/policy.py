@@ -56,6 +56,7 @@ RULES: dict[str, Rule] = {
     "user.list": _r(Rel.ADMIN),
     "user.create": _r(Rel.ADMIN),
     "user.read": _r(Rel.ADMIN, Rel.SELF),
+    "sso.manage": _r(Rel.ADMIN),
     "course.read_published": _r(Rel.ANY_MEMBER),
     "course.read_draft": _r(Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
     "course.create": _r(Rel.INSTRUCTOR, Rel.ADMIN),

@@ -254,6 +254,27 @@ class PasswordReset(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SsoProvider(Base):
+    """An OpenID Connect identity provider a campus signs in with (its university's IdP)."""
+
+    __tablename__ = "sso_providers"
+    __table_args__ = (
+        UniqueConstraint("campus_id", "slug"),
+        ForeignKeyConstraint(["campus_id"], ["campuses.id"], ondelete="CASCADE"),
+    )
+
+    campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret: Mapped[str] = mapped_column(String(500))
+    scopes: Mapped[str] = mapped_column(String(500), server_default="openid email profile", default="openid email profile")
+    default_role: Mapped[str] = mapped_column(String(20), server_default="learner", default="learner")
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true", default=True)
+
+
 # The distribution plan, read by migrations (when the citus extension is present) and by tests.
 CITUS_REFERENCE = ("campuses",)
 CITUS_DISTRIBUTED = {
@@ -270,5 +291,6 @@ CITUS_DISTRIBUTED = {
         "attempts",
         "refresh_tokens",
         "password_resets",
+        "sso_providers",
     )
 }

@@ -17,14 +17,16 @@ import lmsd
 from lmsd.campuses.controller import CampusController
 from lmsd.courses.controller import CourseController, LessonController, ModuleController, MyCoursesController
 from lmsd.credentials import Secrets
-from lmsd.db.engine import make_engine, make_sessionmaker
+from lmsd.db.routing import Database
 from lmsd.enrolments.controller import EnrolmentController
 from lmsd.errors import Unauthorized
 from lmsd.identity.controller import AuthController, MeController, UserController
+from lmsd.identity.sso_controller import SsoController
 from lmsd.identity.tokens import TokenIssuer
 from lmsd.policy import Identity
 from lmsd.portal.controller import PortalController
 from lmsd.quizzes.controller import QuizController
+from lmsd.server.consistency import client_lsn, lsn_middleware, remember
 from lmsd.server.errors import HANDLERS, problem
 from lmsd.server.openapi import document_problems
 from lmsd.settings import Settings
@@ -53,13 +55,17 @@ async def campus_info(state: State) -> dict[str, str]:
     return {"id": settings.campus.id, "name": settings.campus.name, "host": settings.campus.host}
 
 
-async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
+async def provide_session(state: State, request: Request[object, object, State]) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: committed when the handler succeeds, else rolled back.
 
     Services may commit early when an effect must stand although the request fails (a failed
-    sign-in's counter, a revoked token family).
+    sign-in's counter, a revoked token family). Reads may go to a read replica that has caught
+    up with the client's LSN token; the token of this request's writes goes back to the client
+    (:mod:`lmsd.server.consistency`), even when a later step failed after an early commit.
     """
-    async with state.sessionmaker() as session:
+    database: Database = state.database
+    session = await database.session(min_lsn=client_lsn(request.headers, request.cookies))
+    async with session:
         try:
             yield session
         except BaseException:
@@ -67,6 +73,8 @@ async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+        finally:
+            remember(request.scope, session.lsn)
 
 
 async def provide_identity(request: Request[object, object, State]) -> Identity:
@@ -79,20 +87,20 @@ async def provide_identity(request: Request[object, object, State]) -> Identity:
 
 
 def create_app(settings: Settings, secrets: Secrets) -> Litestar:
-    engine = make_engine(settings, secrets, pool_size=5)
+    database = Database.from_settings(settings, secrets, pool_size=5)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await engine.dispose()
+            await database.dispose()
 
     state = State(
         {
             "settings": settings,
-            "engine": engine,
-            "sessionmaker": make_sessionmaker(engine),
+            "engine": database.primary,
+            "database": database,
             "issuer": TokenIssuer(secrets, issuer=settings.portal_url.rstrip("/")),
             "secrets": secrets,
         }
@@ -104,6 +112,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             AuthController,
             MeController,
             UserController,
+            SsoController,
             CampusController,
             CourseController,
             ModuleController,
@@ -118,6 +127,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             "identity": Provide(provide_identity),
         },
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        middleware=[lsn_middleware],
         state=state,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
