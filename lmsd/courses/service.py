@@ -33,22 +33,28 @@ def check_version(current: int, if_match: str | None) -> None:
 
 
 async def relations(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> policy.Relations:
-    teaches = await session.scalar(
-        select(func.count()).where(
+    """Does the actor teach / take this course? One round trip for both facts."""
+    teaches = (
+        select(CourseInstructor.user_id)
+        .where(
             CourseInstructor.campus_id == actor.campus_id,
             CourseInstructor.course_id == course_id,
             CourseInstructor.user_id == actor.user_id,
         )
+        .exists()
     )
-    enrolled = await session.scalar(
-        select(func.count()).where(
+    enrolled = (
+        select(Enrolment.id)
+        .where(
             Enrolment.campus_id == actor.campus_id,
             Enrolment.course_id == course_id,
             Enrolment.user_id == actor.user_id,
             Enrolment.status.in_(("active", "completed")),
         )
+        .exists()
     )
-    return policy.Relations(course_instructor=bool(teaches), enrolled=bool(enrolled))
+    row = (await session.execute(select(teaches, enrolled))).one()
+    return policy.Relations(course_instructor=bool(row[0]), enrolled=bool(row[1]))
 
 
 async def load_course(
