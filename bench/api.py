@@ -33,7 +33,7 @@ from lmsd.identity.tokens import TokenIssuer  # noqa: E402
 from lmsd.policy import Identity  # noqa: E402
 from lmsd.runtime.postgres import app_dsn  # noqa: E402
 from lmsd.settings import load_settings  # noqa: E402
-from tests.support import new_campus  # noqa: E402
+from tests.support import Campus, new_campus  # noqa: E402
 
 ENDPOINTS = ("catalog page", "course outline", "my courses", "enrol", "submit quiz attempt")
 
@@ -97,17 +97,35 @@ async def plans(data_dir: Path, base: str, n: int = 2000) -> dict[str, list[dict
     return out
 
 
-def run_size(label: str, scale: float, work: Path, loadgen: Path, args: argparse.Namespace) -> dict[str, dict]:  # type: ignore[type-arg]
+def prepare(label: str, scale: float, work: Path) -> Campus:
+    """Install and seed a campus once; a later run with the same --work reuses it."""
+    marker = work / f"{label}.json"
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+        campus = Campus(Path(saved["data_dir"]), saved["ports"])
+        up = campus.lmsd("up")
+        if up.returncode:
+            raise SystemExit(up.stdout + up.stderr)
+        return campus
     campus = new_campus(work / label)
+    result = campus.install()
+    if result.returncode:
+        raise SystemExit(result.stdout + result.stderr)
+    started = time.perf_counter()
+    seeded = campus.lmsd("dev", "seed", "--scale", str(scale), timeout=7200)
+    if seeded.returncode:
+        raise SystemExit(seeded.stdout + seeded.stderr)
+    print(f"[{label}] seeded scale {scale} in {time.perf_counter() - started:.0f}s", flush=True)
+    marker.write_text(json.dumps({"data_dir": str(campus.data_dir), "ports": campus.ports}))
+    return campus
+
+
+def run_size(label: str, scale: float, work: Path, loadgen: Path, args: argparse.Namespace) -> dict[str, dict]:  # type: ignore[type-arg]
+    campus = prepare(label, scale, work)
+    if args.prepare_only:
+        campus.lmsd("down")
+        return {}
     try:
-        result = campus.install()
-        if result.returncode:
-            raise SystemExit(result.stdout + result.stderr)
-        started = time.perf_counter()
-        seeded = campus.lmsd("dev", "seed", "--scale", str(scale), timeout=7200)
-        if seeded.returncode:
-            raise SystemExit(seeded.stdout + seeded.stderr)
-        print(f"[{label}] seeded scale {scale} in {time.perf_counter() - started:.0f}s", flush=True)
         plan = asyncio.run(plans(campus.data_dir, campus.url))
         stats = {}
         for name in ENDPOINTS:
@@ -132,17 +150,21 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=10.0, help="the large run is scale × factor")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary campuses")
+    parser.add_argument("--work", type=Path, help="keep campuses here and reuse them on the next run")
+    parser.add_argument("--prepare-only", action="store_true", help="install and seed, measure nothing")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lmsd-api-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="lmsd-api-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
     try:
         loadgen = build_loadgen(work)
         small = run_size("1x", args.scale, work, loadgen, args)
         large = run_size(f"{args.factor:g}x", args.scale * args.factor, work, loadgen, args)
     finally:
-        if not args.keep:
+        if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
+    if args.prepare_only:
+        return
     print(f"\nlmsd API benchmark — {args.concurrency} clients × {args.duration}s per endpoint, through the gateway;"
           f" data 1× = scale {args.scale} (200k users/20k courses/2M enrolments at 1.0), large = {args.factor:g}×\n")
     print(f"{'endpoint':22} {'req/s 1x':>9} {'p50 1x':>8} {'p99 1x':>8} | {'req/s big':>9} {'p50 big':>8} {'p99 big':>8} | {'p99 ratio':>9}")
