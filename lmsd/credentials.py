@@ -16,9 +16,14 @@ from pathlib import Path
 import tomli_w
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmsd.errors import Invalid, OperationFailed
+
+
+def _token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
 
 SECRETS_DIR = "secrets"
 SECRETS_FILE = "secrets.toml"
@@ -36,6 +41,9 @@ class Secrets(BaseModel):
     session_secret: str
     media_signing_key: str
     admin_initial_password: str
+    # Added after the first release: an older secrets file lacks it, so it has a default and
+    # `load` writes the generated value back (every process must agree on one password).
+    postgres_replication_password: str = Field(default_factory=_token)
 
     def __repr__(self) -> str:  # never show values, even in a traceback
         return f"Secrets({', '.join(f'{k}={MASK}' for k in type(self).model_fields)})"
@@ -48,10 +56,6 @@ class Secrets(BaseModel):
 
 def secrets_path(data_dir: Path) -> Path:
     return data_dir / SECRETS_DIR / SECRETS_FILE
-
-
-def _token(nbytes: int = 32) -> str:
-    return secrets.token_urlsafe(nbytes)
 
 
 def generate() -> Secrets:
@@ -107,6 +111,10 @@ def load(data_dir: Path) -> Secrets:
             f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}` and retry"
         )
     try:
-        return Secrets.model_validate(tomllib.loads(path.read_text()))
+        stored = tomllib.loads(path.read_text())
+        value = Secrets.model_validate(stored)
     except (tomllib.TOMLDecodeError, ValidationError):
         raise Invalid(f"{path} is damaged; restore it from a backup") from None
+    if not set(Secrets.model_fields) <= set(stored):
+        write(data_dir, value)  # persist secrets added by an upgrade, generated just now
+    return value

@@ -100,8 +100,17 @@ class PostgresSettings(BaseModel):
         default_factory=list,
         description="Extra Alembic version folders (used to test failing upgrades).",
     )
+    replicas: int = Field(
+        0, ge=0, le=8, description="Streaming read replicas; replica n (1-based) listens on port + n."
+    )
+    max_replica_lag_ms: int = Field(
+        5000, ge=0, description="A replica further behind than this serves no reads (primary does)."
+    )
 
     _port = field_validator("port")(classmethod(lambda cls, v: _check_port(v)))
+
+    def replica_ports(self) -> list[int]:
+        return [self.port + n for n in range(1, self.replicas + 1)]
 
 
 class NatsSettings(BaseModel):
@@ -146,6 +155,7 @@ class Settings(BaseModel):
         """Every port this install listens on, with the component that owns it."""
         ports = [
             ("PostgreSQL", self.postgres.port),
+            *((f"PostgreSQL replica {n}", p) for n, p in enumerate(self.postgres.replica_ports(), 1)),
             ("NATS", self.nats.port),
             ("NATS monitoring", self.nats.monitor_port),
         ]

@@ -28,20 +28,21 @@ async def collect(settings: Settings) -> dict[str, Any]:
             detail = "lmsd is not running (start it with `lmsd up`)"
         elif not probe.ok and record.get("state") in ("backoff", "starting") and record.get("last_exit"):
             detail = f"{detail}; last {record['last_exit']}, restarting"
-        rows.append(
-            {
-                "name": comp.name,
-                "label": comp.label,
-                "required": comp.required,
-                "ok": probe.ok,
-                "state": record.get("state", "stopped" if pid is None else "unknown"),
-                "pid": record.get("pid"),
-                "restarts": record.get("restarts", 0),
-                "version": probe.version,
-                "latency_ms": round(probe.latency_ms, 1),
-                "detail": detail,
-            }
-        )
+        row = {
+            "name": comp.name,
+            "label": comp.label,
+            "required": comp.required,
+            "ok": probe.ok,
+            "state": record.get("state", "stopped" if pid is None else "unknown"),
+            "pid": record.get("pid"),
+            "restarts": record.get("restarts", 0),
+            "version": probe.version,
+            "latency_ms": round(probe.latency_ms, 1),
+            "detail": detail,
+        }
+        if comp.name.startswith("postgres-replica-"):
+            row["lag_ms"] = probe.lag_ms  # None when down or unknown; other rows keep their shape
+        rows.append(row)
     healthy = pid is not None and all(r["ok"] for r in rows if r["required"])
     return {
         "healthy": healthy,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmsd.credentials import Secrets
-from lmsd.runtime import binaries, health, nats, postgres
+from lmsd.runtime import binaries, health, nats, postgres, replica
 from lmsd.settings import Settings
 
 Probe = Callable[[], Awaitable[health.ProbeResult]]
@@ -32,7 +32,7 @@ class Component:
     user: str | None = None
     stop_signal: int = signal.SIGTERM
     required: bool = True
-    prepare: Callable[[], object] | None = None
+    prepare: Callable[[], object] | None = None  # may return an awaitable (awaited)
     after_ready: Callable[[], Awaitable[None]] | None = None
 
     def log_file(self, settings: Settings) -> Path:
@@ -41,6 +41,21 @@ class Component:
 
 def _http_probe(url: str) -> Probe:
     return lambda: health.probe_http(url)
+
+
+def _replica(settings: Settings, secrets: Secrets, n: int) -> Component:
+    """Read replica n: optional (reads fall back to the primary), started after the primary,
+    which its first start copies with pg_basebackup."""
+    return Component(
+        name=f"postgres-replica-{n}",
+        label=f"PostgreSQL replica {n}",
+        argv=replica.server_argv(settings, n),
+        probe=lambda: replica.probe(settings, secrets, n),
+        user=postgres.server_user(settings),
+        stop_signal=signal.SIGINT,
+        required=False,
+        prepare=lambda: replica.prepare(settings, secrets, n),
+    )
 
 
 def build(settings: Settings, secrets: Secrets) -> list[Component]:
@@ -66,6 +81,7 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
             prepare=lambda: nats.write_config(settings, secrets),
         ),
     ]
+    components[1:1] = [_replica(settings, secrets, n) for n in range(1, settings.postgres.replicas + 1)]
     for index, port in enumerate(settings.api.worker_ports()):
         components.append(
             Component(

@@ -22,6 +22,7 @@ class ProbeResult:
     version: str = ""
     latency_ms: float = 0.0
     detail: str = ""
+    lag_ms: float | None = None  # read replicas only: how far behind the primary
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

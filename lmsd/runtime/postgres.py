@@ -27,6 +27,8 @@ from lmsd.runtime.process import run_tool, spawn
 from lmsd.settings import Settings
 
 SUPERUSER = "postgres"
+REPLICATION_USER = "lmsd_replicator"  # streams WAL to the read replicas; nothing else
+REPLICATION_HBA = f"host replication {REPLICATION_USER} 127.0.0.1/32 scram-sha-256"
 
 
 def pgdata(settings: Settings) -> Path:
@@ -124,40 +126,60 @@ def initdb(settings: Settings, secrets: Secrets) -> bool:
 def write_config(settings: Settings) -> None:
     """The part of postgresql.conf that follows lmsd's settings (ports may change)."""
     conf = pgdata(settings) / "lmsd.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "listen_addresses = '127.0.0.1'",
-                f"port = {settings.postgres.port}",
-                "unix_socket_directories = ''",
-                "max_connections = 200",
-                "shared_buffers = 128MB",
-                "wal_level = replica",
-                "max_wal_senders = 10",
-                "logging_collector = off",
-                "log_min_messages = warning",
-                "log_line_prefix = '%m [%p] '",
-                "",
-            ]
-        )
-    )
+    conf.write_text(render_config(settings, settings.postgres.port))
     _own(conf, server_user(settings))
+    if settings.postgres.replicas:
+        _allow_replication(settings)
+
+
+def _allow_replication(settings: Settings) -> None:
+    """initdb's pg_hba already lets loopback replicate with SCRAM; say so explicitly for our
+    role, so an admin who trims the defaults does not silently break the replicas."""
+    hba = pgdata(settings) / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    if REPLICATION_HBA not in lines:
+        hba.write_text("\n".join([*lines, "# lmsd read replicas", REPLICATION_HBA, ""]))
+
+
+def render_config(settings: Settings, port: int) -> str:
+    """lmsd.conf for the primary, and (with its own port) for each replica."""
+    # Replicas that were down for a while catch up from the WAL the primary keeps; past that
+    # they need a rebuild (docs/admin/replicas.md).
+    keep = ["wal_keep_size = 512MB"] if settings.postgres.replicas else []
+    return "\n".join(
+        [
+            "listen_addresses = '127.0.0.1'",
+            f"port = {port}",
+            "unix_socket_directories = ''",
+            "max_connections = 200",
+            "shared_buffers = 128MB",
+            "wal_level = replica",
+            "max_wal_senders = 10",
+            "logging_collector = off",
+            "log_min_messages = warning",
+            "log_line_prefix = '%m [%p] '",
+            *keep,
+            "",
+        ]
+    )
 
 
 def server_argv(settings: Settings) -> list[str | Path]:
     return [binaries.postgres_tool("postgres"), "-D", pgdata(settings)]
 
 
-def superuser_dsn(settings: Settings, secrets: Secrets, database: str = "postgres") -> str:
+def superuser_dsn(
+    settings: Settings, secrets: Secrets, database: str = "postgres", port: int | None = None
+) -> str:
     return (
         f"postgresql://{SUPERUSER}:{secrets.postgres_superuser_password}"
-        f"@127.0.0.1:{settings.postgres.port}/{database}"
+        f"@127.0.0.1:{port or settings.postgres.port}/{database}"
     )
 
 
-def app_dsn(settings: Settings, secrets: Secrets, driver: str = "postgresql") -> str:
+def app_dsn(settings: Settings, secrets: Secrets, driver: str = "postgresql", port: int | None = None) -> str:
     pg = settings.postgres
-    return f"{driver}://{pg.user}:{secrets.postgres_password}@127.0.0.1:{pg.port}/{pg.database}"
+    return f"{driver}://{pg.user}:{secrets.postgres_password}@127.0.0.1:{port or pg.port}/{pg.database}"
 
 
 def tool_env(settings: Settings, secrets: Secrets) -> dict[str, str]:
@@ -184,8 +206,20 @@ async def bootstrap(settings: Settings, secrets: Secrets) -> None:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", pg.database)
         if not exists:
             await conn.execute(f'CREATE DATABASE "{pg.database}" OWNER "{pg.user}"')
+        await _bootstrap_replication(conn, settings, secrets)
     finally:
         await conn.close()
+
+
+async def _bootstrap_replication(conn: asyncpg.Connection, settings: Settings, secrets: Secrets) -> None:
+    """The replication role can log in only while replicas are configured."""
+    exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", REPLICATION_USER)
+    if settings.postgres.replicas:
+        password = secrets.postgres_replication_password.replace("'", "''")
+        verb = "ALTER" if exists else "CREATE"
+        await conn.execute(f"{verb} ROLE {REPLICATION_USER} LOGIN REPLICATION PASSWORD '{password}'")
+    elif exists:
+        await conn.execute(f"ALTER ROLE {REPLICATION_USER} NOLOGIN")
 
 
 async def wait_ready(settings: Settings, secrets: Secrets, timeout: float, proc: asyncio.subprocess.Process | None = None) -> None:

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import inspect
 import json
 import os
 import signal
@@ -196,9 +197,22 @@ class Supervisor:
         rt = self.settings.runtime
         failures = 0
         while not self._stopping and not child.paused:
-            if comp.prepare is not None:
-                comp.prepare()
             child.state = "starting"
+            try:
+                await self._prepare(child)
+            except OperationFailed as exc:
+                if not child.ready.done():  # the first start: fail `up` with the reason
+                    child.state, child.last_exit = "failed", str(exc)
+                    child.ready.set_exception(exc)
+                    self.save()
+                    return
+                print(f"{comp.name}: {exc}", flush=True)
+                child.last_exit = str(exc)
+                child.state = "backoff"
+                self.save()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), rt.restart_backoff_max_s)
+                continue
             child.started_at = time.time()
             child.proc = await spawn(
                 comp.argv,
@@ -236,6 +250,14 @@ class Supervisor:
             print(f"{comp.name} {child.last_exit}; restarting in {delay:.1f}s", flush=True)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _prepare(self, child: Child) -> None:
+        """Run the component's prepare hook; a slow one (pg_basebackup) may be async."""
+        if child.component.prepare is None:
+            return
+        result = child.component.prepare()
+        if inspect.isawaitable(result):
+            await result
 
     async def _wait_ready(self, child: Child) -> None:
         comp, proc = child.component, child.proc
