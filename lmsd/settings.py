@@ -72,11 +72,31 @@ class CampusSettings(BaseModel):
         return value.lower()
 
 
+_RATE_BUDGET = r"off|[1-9][0-9]*/(s|m|h)(:[1-9][0-9]*)?"
+
+
 class GatewaySettings(BaseModel):
+    """The Rust gateway (docs/gateway.md). Rate budgets are ``RATE/UNIT[:BURST]`` or ``off``."""
+
     bind: str = "127.0.0.1"
     port: Port = 8800
     request_timeout_s: int = Field(30, ge=1, le=3600)
     max_body_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    header_timeout_s: int = Field(10, ge=1, le=300, description="Slow clients get this long for a request head.")
+    max_header_bytes: int = Field(16384, ge=8192, le=1024 * 1024)
+    balance: Literal["least-connections", "round-robin"] = "least-connections"
+    rate_login: str = Field("60/m:60", pattern=_RATE_BUDGET, description="Sign-in attempts per client IP.")
+    rate_write: str = Field("50/s:100", pattern=_RATE_BUDGET, description="Writes per user (or IP).")
+    rate_read: str = Field("100/s:200", pattern=_RATE_BUDGET, description="Reads per user (or IP).")
+    rate_media: str = Field("200/s:400", pattern=_RATE_BUDGET, description="Media files per user (or IP).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Proxies (IPs/CIDRs) whose X-Forwarded-For is believed."
+    )
+    public_routes: list[str] = Field(
+        default_factory=list, description="Routes under /api and /search without a token; empty: the gateway's list."
+    )
+    search_upstreams: list[str] = Field(default_factory=list, description="Search service URLs (http://host:port).")
+    media_cdn_url: str = Field("", description="Redirect signed /media requests here instead of serving files.")
 
     _port = field_validator("port")(classmethod(lambda cls, v: _check_port(v)))
 

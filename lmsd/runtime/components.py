@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lmsd.credentials import Secrets
 from lmsd.runtime import binaries, health, nats, postgres, replica
+from lmsd.runtime.paths import RunPaths
 from lmsd.settings import Settings
 
 Probe = Callable[[], Awaitable[health.ProbeResult]]
@@ -96,21 +97,61 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
                 env=base_env,
             )
         )
-    upstreams = ",".join(f"http://127.0.0.1:{p}" for p in settings.api.worker_ports())
-    gateway = settings.gateway
-    components.append(
-        Component(
-            name="gateway",
-            label="Gateway",
-            argv=[binaries.rust_binary("lmsd-gateway")],
-            probe=lambda: health.probe_http(f"http://127.0.0.1:{gateway.port}/healthz"),
-            env={
-                **base_env,
-                "LMSD_GATEWAY_LISTEN": f"{gateway.bind}:{gateway.port}",
-                "LMSD_GATEWAY_UPSTREAMS": upstreams,
-                "LMSD_GATEWAY_REQUEST_TIMEOUT_SECS": str(gateway.request_timeout_s),
-                "LMSD_GATEWAY_MAX_BODY_BYTES": str(gateway.max_body_bytes),
-            },
-        )
-    )
+    components.append(_gateway(settings, secrets, base_env))
     return components
+
+
+def _gateway(settings: Settings, secrets: Secrets, base_env: dict[str, str]) -> Component:
+    """The Rust gateway in front of the API workers (docs/gateway.md).
+
+    The media key reaches it as a 0600 file under run/, never on argv or in the environment
+    (both are visible to other users through /proc on some systems).
+    """
+    gateway = settings.gateway
+    paths = RunPaths(settings.data_dir)
+    key_file = paths.run / "gateway-media.key"
+    upstreams = ",".join(f"http://127.0.0.1:{p}" for p in settings.api.worker_ports())
+    env = {
+        **base_env,
+        "LMSD_GATEWAY_LISTEN": f"{gateway.bind}:{gateway.port}",
+        "LMSD_GATEWAY_UPSTREAMS": upstreams,
+        "LMSD_GATEWAY_REQUEST_TIMEOUT_SECS": str(gateway.request_timeout_s),
+        "LMSD_GATEWAY_MAX_BODY_BYTES": str(gateway.max_body_bytes),
+        "LMSD_GATEWAY_HEADER_TIMEOUT_SECS": str(gateway.header_timeout_s),
+        "LMSD_GATEWAY_MAX_HEADER_BYTES": str(gateway.max_header_bytes),
+        "LMSD_GATEWAY_BALANCE": gateway.balance,
+        # Tokens are issued with the portal URL as `iss` (lmsd.server.app).
+        "LMSD_GATEWAY_JWT_ISSUER": settings.portal_url.rstrip("/"),
+        "LMSD_GATEWAY_RATE_LOGIN": gateway.rate_login,
+        "LMSD_GATEWAY_RATE_WRITE": gateway.rate_write,
+        "LMSD_GATEWAY_RATE_READ": gateway.rate_read,
+        "LMSD_GATEWAY_RATE_MEDIA": gateway.rate_media,
+        "LMSD_GATEWAY_MEDIA_DIR": str(paths.media),
+        "LMSD_GATEWAY_MEDIA_KEY_FILE": str(key_file),
+    }
+    optional = {
+        "LMSD_GATEWAY_TRUSTED_PROXIES": ",".join(gateway.trusted_proxies),
+        "LMSD_GATEWAY_PUBLIC_ROUTES": ",".join(gateway.public_routes),
+        "LMSD_GATEWAY_SEARCH_UPSTREAMS": ",".join(gateway.search_upstreams),
+        "LMSD_GATEWAY_MEDIA_CDN_URL": gateway.media_cdn_url,
+    }
+    env.update({name: value for name, value in optional.items() if value})
+
+    def prepare() -> None:
+        paths.media.mkdir(parents=True, exist_ok=True)
+        paths.run.mkdir(parents=True, exist_ok=True)
+        tmp = key_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.media_signing_key)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, key_file)
+
+    return Component(
+        name="gateway",
+        label="Gateway",
+        argv=[binaries.rust_binary("lmsd-gateway")],
+        probe=lambda: health.probe_http(f"http://127.0.0.1:{gateway.port}/healthz"),
+        env=env,
+        prepare=prepare,
+    )

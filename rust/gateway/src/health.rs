@@ -16,7 +16,12 @@ use http_body_util::BodyExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::{config::Upstream, proxy::HttpClient, AppState, SERVICE_NAME, VERSION};
+use crate::{
+    config::Upstream,
+    error::AppError,
+    proxy::{ClientInfo, HttpClient},
+    AppState, SERVICE_NAME, VERSION,
+};
 
 /// How long one upstream may take to answer a readiness probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,9 +58,10 @@ struct UpstreamHealth {
 /// `GET /readyz`: 200 if at least one upstream is healthy, else 503.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let upstreams = state.proxy().upstreams();
+    let upstreams = upstreams.as_slice();
     let mut probes = JoinSet::new();
     for (index, upstream) in upstreams.iter().enumerate() {
-        let client = state.proxy().client().clone();
+        let client = state.proxy().client();
         let upstream = upstream.clone();
         probes.spawn(async move { (index, probe(&client, &upstream).await) });
     }
@@ -86,6 +92,33 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format, for clients in `metrics_allow` only
+/// (others get 404, so the endpoint does not advertise itself).
+pub async fn metrics(State(state): State<AppState>, request: Request<Body>) -> Response {
+    let client = request
+        .extensions()
+        .get::<ClientInfo>()
+        .map(|info| info.client);
+    let allowed = client.is_some_and(|ip| {
+        state
+            .config()
+            .metrics_allow
+            .iter()
+            .any(|net| net.contains(ip))
+    });
+    if !allowed {
+        return AppError::NotFound.into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
 }
 
 /// True if `upstream` answers `GET /healthz` with 2xx within [`PROBE_TIMEOUT`].

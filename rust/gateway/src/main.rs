@@ -9,11 +9,15 @@ use tracing_subscriber::EnvFilter;
 
 /// Environment variable holding the `tracing` filter (e.g. `info`, `lmsd_gateway=debug`).
 const LOG_ENV: &str = "LMSD_LOG";
+/// `json` for one JSON object per log line; anything else for text.
+const LOG_FORMAT_ENV: &str = "LMSD_LOG_FORMAT";
 
 fn main() -> anyhow::Result<()> {
+    load_config_file()?;
     let config = Config::parse();
     init_tracing();
-    tokio::runtime::Builder::new_multi_thread()
+    // One thread here; `run` adds one single-threaded runtime per further CPU.
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
@@ -26,13 +30,46 @@ fn main() -> anyhow::Result<()> {
         })
 }
 
+/// Applies the config file (`--config`/`LMSD_GATEWAY_CONFIG`) as environment
+/// variables that are not already set, before clap reads the environment.
+/// This runs before any thread exists, so changing the environment is sound.
+fn load_config_file() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let from_args = args.iter().enumerate().find_map(|(i, arg)| {
+        arg.strip_prefix("--config=")
+            .map(str::to_owned)
+            .or_else(|| {
+                (arg == "--config")
+                    .then(|| args.get(i + 1).cloned())
+                    .flatten()
+            })
+    });
+    let Some(path) = from_args.or_else(|| std::env::var("LMSD_GATEWAY_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {path}"))?;
+    let pairs = lmsd_gateway::config::file_env(&text, |var| std::env::var_os(var).is_some())
+        .with_context(|| format!("in {path}"))?;
+    for (name, value) in pairs {
+        std::env::set_var(name, value);
+    }
+    Ok(())
+}
+
+/// Logs go straight to stderr, one `write` per line like nginx's access log.
+/// (A background writer thread was tried: waking it for every line cost more
+/// than the write itself.)
 fn init_tracing() {
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var(LOG_FORMAT_ENV).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The SIGTERM handler is installed

@@ -1,20 +1,30 @@
-//! Cross-cutting request layers, applied to every route (health and proxy alike).
+//! Layers applied to every request, outermost first:
 //!
 //! - [`request_id`]: keeps a well-formed incoming `X-Request-Id` or generates a
 //!   UUIDv4 one, forwards it upstream and returns it on the response.
-//! - [`access_log`]: one `tracing` line per request (method, path, status, latency).
-//!
-//! Authentication and rate limiting will live here as further layers.
+//! - [`observe`]: classifies the route (400 for paths that are not in normal
+//!   form), then writes the access log line and the metrics.
+//! - [`gate`]: resolves the client address, strips forged `X-Lmsd-*` headers,
+//!   verifies the access token, and spends the rate budget.
 
-use std::time::Instant;
+use std::{net::IpAddr, net::Ipv4Addr, net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::{
-    extract::Request,
+    extract::{ConnectInfo, Request, State},
     http::{HeaderName, HeaderValue},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use uuid::Uuid;
+
+use crate::{
+    auth::{strip_identity_headers, token_from, Identity, X_LMSD_CLIENT_IP},
+    error::AppError,
+    proxy::ClientInfo,
+    ratelimit::ClientKey,
+    routes::{classify, AuthNeed, RateClass, Route, RouteClass},
+    AppState,
+};
 
 /// The request-id header.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,6 +35,13 @@ const MAX_REQUEST_ID_LEN: usize = 128;
 /// The request id of the current request, stored in request extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
+
+/// Who made a request, attached to the response for the access log.
+#[derive(Debug, Clone)]
+struct AccessInfo {
+    client: IpAddr,
+    user: Option<Uuid>,
+}
 
 /// An incoming id is kept when it is 1..=128 visible ASCII characters.
 fn is_acceptable_request_id(value: &HeaderValue) -> bool {
@@ -57,10 +74,10 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Logs one line per request once the response head is ready.
-///
-/// Only the path is logged, never the query string (it may carry tokens).
-pub async fn access_log(request: Request, next: Next) -> Response {
+/// Classifies the request, then logs one line and records metrics once the
+/// response head is ready. Only the path is logged, never the query string
+/// (signed media URLs and the like carry secrets there).
+pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -69,16 +86,123 @@ pub async fn access_log(request: Request, next: Next) -> Response {
         .get::<RequestId>()
         .and_then(|id| id.0.to_str().ok().map(str::to_owned))
         .unwrap_or_default();
-    let response = next.run(request).await;
+    let (response, class) = match classify(&method, &path, &state.config().public_routes) {
+        Ok(route) => {
+            request.extensions_mut().insert(route);
+            (next.run(request).await, route.class)
+        }
+        Err(err) => (err.into_response(), RouteClass::Portal),
+    };
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics().observe(class, status, latency);
+    let access = response.extensions().get::<AccessInfo>();
     tracing::info!(
         target: "lmsd_gateway::access",
         %method,
         %path,
-        status = response.status().as_u16(),
-        latency = ?started.elapsed(),
+        status,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        route = class.as_str(),
+        client = %access.map_or(String::new(), |a| a.client.to_string()),
+        user = %access.and_then(|a| a.user).map_or(String::new(), |u| u.to_string()),
         %request_id,
         "request"
     );
+    response
+}
+
+/// Authentication and rate limiting for classified requests.
+pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(route) = request.extensions().get::<Route>().copied() else {
+        return AppError::BadRequest("unclassified request").into_response();
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+    let trusted = state.trusted_proxies();
+    let client = trusted.client_ip(peer, request.headers());
+    let info = ClientInfo {
+        peer,
+        client,
+        trusted_peer: trusted.trusts(peer),
+    };
+    request.extensions_mut().insert(info);
+
+    let headers = request.headers_mut();
+    strip_identity_headers(headers);
+    if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
+        headers.insert(X_LMSD_CLIENT_IP.clone(), value);
+    }
+
+    let mut identity: Option<Arc<Identity>> = None;
+    if route.auth != AuthNeed::Skip {
+        let verified = match token_from(request.headers()) {
+            Some(token) => Some(state.auth().verify(token).await),
+            None => None,
+        };
+        match (verified, route.auth) {
+            (Some(Ok(id)), _) => identity = Some(id),
+            (Some(Err(err)), AuthNeed::Required) => return refuse(&state, route, client, err),
+            (None, AuthNeed::Required) => {
+                return refuse(
+                    &state,
+                    route,
+                    client,
+                    AppError::Unauthorized("missing access token"),
+                )
+            }
+            // Public route: a missing or stale token just means anonymous.
+            _ => {}
+        }
+    }
+    if let Some(id) = &identity {
+        id.apply(request.headers_mut());
+    }
+
+    let mut allowed = None;
+    if let Some(class) = route.rate {
+        let key = match (&identity, class) {
+            (Some(id), c) if c != RateClass::Login => ClientKey::User(id.user_id),
+            _ => ClientKey::Ip(client),
+        };
+        match state.limiters().check(class, &key) {
+            Ok(a) => allowed = a,
+            Err(err) => {
+                state.metrics().limited(class);
+                return with_access(err.into_response(), client, identity.as_deref());
+            }
+        }
+    }
+
+    let mut response = next.run(request).await;
+    if let Some(allowed) = allowed {
+        let h = response.headers_mut();
+        h.insert("ratelimit-limit", allowed.limit.into());
+        h.insert("ratelimit-remaining", allowed.remaining.into());
+    }
+    with_access(response, client, identity.as_deref())
+}
+
+/// Answers 401 — unless the client's IP budget is spent, so that floods of bad
+/// tokens are throttled like any other traffic.
+fn refuse(state: &AppState, route: Route, client: IpAddr, err: AppError) -> Response {
+    if let Some(class) = route.rate {
+        if let Err(limited) = state.limiters().check(class, &ClientKey::Ip(client)) {
+            state.metrics().limited(class);
+            return with_access(limited.into_response(), client, None);
+        }
+    }
+    state.metrics().auth_failure();
+    with_access(err.into_response(), client, None)
+}
+
+fn with_access(mut response: Response, client: IpAddr, identity: Option<&Identity>) -> Response {
+    response.extensions_mut().insert(AccessInfo {
+        client,
+        user: identity.map(|id| id.user_id),
+    });
     response
 }
 

@@ -1,43 +1,54 @@
-//! The reverse proxy: upstream pool, round-robin selection, header rewriting,
-//! failover and body streaming.
+//! The reverse proxy: header rewriting, upstream selection with failover, body
+//! streaming and protocol upgrades (WebSocket).
 //!
 //! Request flow for a proxied request:
 //! 1. Reject a declared `Content-Length` above the limit with 413.
-//! 2. Rewrite headers: drop hop-by-hop headers, drop `Host` (the client sets the
-//!    upstream's), set `X-Forwarded-Host`/`-Proto`, append to `X-Forwarded-For`.
-//! 3. Pick the next upstream round-robin. Requests without a body are retried on
-//!    the following upstreams when connecting fails; requests with a body make a
-//!    single attempt (the body stream cannot be replayed) and get 502 on failure.
+//! 2. Rewrite headers: drop hop-by-hop headers (except an upgrade handshake's),
+//!    drop `Host`, set `X-Forwarded-Host`/`-Proto`/`-For` (kept from the client
+//!    only when the peer is a trusted proxy).
+//! 3. Ask the pool for its candidates (balancing, passive health). Requests
+//!    without a body move on to the next candidate when connecting fails;
+//!    requests with a body make one attempt (their stream cannot be replayed).
 //! 4. Stream the request body (capped at the limit, 413 when exceeded) and the
-//!    response body (untouched, minus hop-by-hop headers).
+//!    response body; server-sent events flow through as they are produced.
+//! 5. A `101 Switching Protocols` answer splices the two connections together.
 //!
 //! The request timeout covers everything up to the upstream's response headers,
 //! across all attempts; streaming the response body afterwards is not limited.
 
 use std::{
     error::Error as StdError,
-    net::{IpAddr, SocketAddr},
-    sync::atomic::{AtomicUsize, Ordering},
+    net::IpAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
 use axum::{
-    body::{Body, HttpBody},
-    extract::{ConnectInfo, Request, State},
-    http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue},
+    body::{Body, Bytes, HttpBody},
+    extract::Request,
+    http::{request::Parts, HeaderMap, StatusCode},
     response::Response,
 };
 use http_body_util::{LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
-    rt::{TokioExecutor, TokioTimer},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use tokio::time::{timeout_at, Instant};
+
+mod headers;
+
+pub(crate) use headers::strip_hop_by_hop;
+use headers::{declared_length, forwarded_headers, is_upgrade};
 
 use crate::{
     config::{Config, Upstream},
     error::{chain, AppError},
-    AppState,
+    metrics::{Metrics, UpstreamError},
+    pool::{InFlight, Pool},
 };
 
 /// HTTP/1 client used to talk to upstreams (plain HTTP, pooled connections).
@@ -48,23 +59,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Headers that describe a single hop and must not be forwarded (RFC 9110 §7.6.1),
-/// plus the non-standard `Proxy-Connection`.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// Where a request came from, as resolved by the gate (see `middleware::gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The socket peer.
+    pub peer: IpAddr,
+    /// The client, after walking trusted proxies.
+    pub client: IpAddr,
+    /// Whether the peer is a trusted proxy (its `X-Forwarded-*` headers are kept).
+    pub trusted_peer: bool,
+}
 
 /// Builds the upstream HTTP client.
 pub fn build_client() -> HttpClient {
@@ -77,12 +81,15 @@ pub fn build_client() -> HttpClient {
         .build(connector)
 }
 
-/// The upstream pool and everything needed to forward requests to it.
+/// The upstream pools and everything needed to forward requests to them.
 #[derive(Debug)]
 pub struct Proxy {
-    client: HttpClient,
-    upstreams: Vec<Upstream>,
-    next: AtomicUsize,
+    /// API workers (`/api/*`).
+    pub api: Arc<Pool>,
+    /// Portal servers (everything else).
+    pub portal: Arc<Pool>,
+    /// Search service (`/search/*`); may be empty.
+    pub search: Arc<Pool>,
     request_timeout: Duration,
     max_body_bytes: u64,
 }
@@ -98,67 +105,102 @@ enum AttemptError {
 impl Proxy {
     /// Creates the proxy for `config` (which must have been validated).
     pub fn new(config: &Config) -> Self {
+        let pool = |id, upstreams: &[Upstream]| {
+            Pool::new(
+                id,
+                upstreams,
+                config.balance,
+                config.max_fails,
+                Duration::from_secs(config.fail_timeout_secs),
+            )
+        };
+        let portal = if config.portal_upstreams.is_empty() {
+            &config.upstreams
+        } else {
+            &config.portal_upstreams
+        };
         Self {
-            client: build_client(),
-            upstreams: config.upstreams.clone(),
-            next: AtomicUsize::new(0),
+            api: pool(0, &config.upstreams),
+            portal: pool(1, portal),
+            search: pool(2, &config.search_upstreams),
             request_timeout: config.request_timeout(),
             max_body_bytes: config.max_body_bytes,
         }
     }
 
-    /// The configured upstreams, in order.
-    pub fn upstreams(&self) -> &[Upstream] {
-        &self.upstreams
+    /// The API workers, in configured order (probed by `/readyz`).
+    pub fn upstreams(&self) -> Vec<Upstream> {
+        self.api.upstreams().cloned().collect()
     }
 
-    /// The shared upstream client.
-    pub fn client(&self) -> &HttpClient {
-        &self.client
+    /// This thread's upstream client. Each serving thread runs its own
+    /// single-threaded runtime (see `server`), and a client per thread keeps
+    /// upstream connections, their tasks and their wake-ups on that thread.
+    pub fn client(&self) -> HttpClient {
+        thread_local! {
+            static CLIENT: HttpClient = build_client();
+        }
+        CLIENT.with(Clone::clone)
     }
 
-    /// Forwards `request` to an upstream and returns its (streaming) response.
-    pub async fn forward(&self, request: Request) -> Result<Response, AppError> {
+    /// Forwards `request` to an upstream of `pool` and returns its (streaming) response.
+    pub async fn forward(
+        &self,
+        pool: &Arc<Pool>,
+        request: Request,
+        metrics: &Metrics,
+    ) -> Result<Response, AppError> {
+        if pool.is_empty() {
+            return Err(AppError::NotFound);
+        }
         let deadline = Instant::now() + self.request_timeout;
-        let client_ip = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
-        let (parts, body) = request.into_parts();
+        let info = request.extensions().get::<ClientInfo>().copied();
+        let (mut parts, body) = request.into_parts();
 
         if declared_length(&parts.headers).is_some_and(|len| len > self.max_body_bytes) {
             return Err(AppError::PayloadTooLarge {
                 limit: self.max_body_bytes,
             });
         }
-
-        let headers = forwarded_headers(&parts, client_ip);
+        let mut on_upgrade = if is_upgrade(&parts.headers) {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        let headers = forwarded_headers(&parts, info, on_upgrade.is_some());
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let count = self.upstreams.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        let candidates = pool.candidates();
         let bodyless = body.is_end_stream() || body.size_hint().exact() == Some(0);
 
         if bodyless {
-            // Nothing is consumed by a failed connect: try each upstream once.
-            for offset in 0..count {
-                let upstream = &self.upstreams[(start + offset) % count];
-                let request =
-                    build_request(&parts, upstream, path_and_query, &headers, Body::empty())?;
-                match self.attempt(upstream, request, deadline).await {
-                    Ok(response) => return Ok(response),
+            // Nothing is consumed by a failed connect: try each candidate once.
+            for &index in &candidates {
+                let request = build_request(
+                    &parts,
+                    pool.upstream(index),
+                    path_and_query,
+                    &headers,
+                    Body::empty(),
+                )?;
+                match self.attempt(pool, index, request, deadline, metrics).await {
+                    Ok((response, guard)) => return Ok(finish(response, guard, on_upgrade.take())),
                     Err(AttemptError::Connect) => continue,
                     Err(AttemptError::Fatal(err)) => return Err(err),
                 }
             }
-            tracing::error!(upstreams = count, "no upstream accepted the connection");
+            tracing::error!(
+                upstreams = candidates.len(),
+                "no upstream accepted the connection"
+            );
             Err(AppError::BadGateway)
         } else {
             let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
             let body = Body::new(Limited::new(body, limit));
-            let upstream = &self.upstreams[start];
-            let request = build_request(&parts, upstream, path_and_query, &headers, body)?;
-            match self.attempt(upstream, request, deadline).await {
-                Ok(response) => Ok(response),
+            let index = candidates[0];
+            let request =
+                build_request(&parts, pool.upstream(index), path_and_query, &headers, body)?;
+            match self.attempt(pool, index, request, deadline, metrics).await {
+                Ok((response, guard)) => Ok(finish(response, guard, on_upgrade)),
                 Err(AttemptError::Connect) => Err(AppError::BadGateway),
                 Err(AttemptError::Fatal(err)) => Err(err),
             }
@@ -168,19 +210,18 @@ impl Proxy {
     /// Sends one request to one upstream, waiting at most until `deadline` for the response head.
     async fn attempt(
         &self,
-        upstream: &Upstream,
+        pool: &Arc<Pool>,
+        index: usize,
         request: axum::http::Request<Body>,
         deadline: Instant,
-    ) -> Result<Response, AttemptError> {
-        match timeout_at(deadline, self.client.request(request)).await {
+        metrics: &Metrics,
+    ) -> Result<(axum::http::Response<Incoming>, InFlight), AttemptError> {
+        let upstream = pool.upstream(index);
+        let guard = pool.acquire(index);
+        match timeout_at(deadline, self.client().request(request)).await {
             Ok(Ok(response)) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Ok(Response::from_parts(parts, Body::new(body)))
-            }
-            Ok(Err(err)) if err.is_connect() => {
-                tracing::warn!(%upstream, error = %chain(&err), "cannot connect to upstream");
-                Err(AttemptError::Connect)
+                pool.success(index);
+                Ok((response, guard))
             }
             Ok(Err(err)) if caused_by::<LengthLimitError>(&err) => {
                 tracing::info!(%upstream, limit = self.max_body_bytes, "request body too large");
@@ -188,24 +229,99 @@ impl Proxy {
                     limit: self.max_body_bytes,
                 }))
             }
+            Ok(Err(err)) if err.is_connect() => {
+                tracing::warn!(%upstream, error = %chain(&err), "cannot connect to upstream");
+                pool.failure(index);
+                metrics.upstream_error(pool.id, UpstreamError::Connect);
+                Err(AttemptError::Connect)
+            }
             Ok(Err(err)) => {
                 tracing::error!(%upstream, error = %chain(&err), "upstream request failed");
+                pool.failure(index);
+                metrics.upstream_error(pool.id, UpstreamError::Other);
                 Err(AttemptError::Fatal(AppError::BadGateway))
             }
             Err(_) => {
                 tracing::warn!(%upstream, timeout = ?self.request_timeout, "upstream timed out");
+                pool.failure(index);
+                metrics.upstream_error(pool.id, UpstreamError::Timeout);
                 Err(AttemptError::Fatal(AppError::GatewayTimeout))
             }
         }
     }
 }
 
-/// Fallback handler: proxies everything that no other route claims.
-pub async fn handler(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Response, AppError> {
-    state.proxy().forward(request).await
+/// Turns the upstream's response into ours: a tunnel for `101`, else a streamed body
+/// that keeps the upstream counted as busy until it ends.
+fn finish(
+    response: axum::http::Response<Incoming>,
+    guard: InFlight,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = on_upgrade {
+            let upstream_side =
+                hyper::upgrade::on(axum::http::Response::from_parts(parts.clone(), body));
+            tokio::spawn(tunnel(client_side, upstream_side, guard));
+            return Response::from_parts(parts, Body::empty());
+        }
+        // An upgrade nobody asked for cannot be honoured.
+        tracing::warn!("upstream switched protocols without an upgrade request");
+        return axum::response::IntoResponse::into_response(AppError::BadGateway);
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(
+        parts,
+        Body::new(Tracked {
+            inner: body,
+            _guard: guard,
+        }),
+    )
+}
+
+/// Copies bytes both ways between the client and the upstream after a 101.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    _guard: InFlight,
+) {
+    match tokio::try_join!(client, upstream) {
+        Ok((client, upstream)) => {
+            let mut client = TokioIo::new(client);
+            let mut upstream = TokioIo::new(upstream);
+            if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                tracing::debug!(error = %err, "upgraded connection closed with an error");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "protocol upgrade failed"),
+    }
+}
+
+/// A response body that holds its upstream's in-flight guard until it is done.
+struct Tracked {
+    inner: Incoming,
+    _guard: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn build_request(
@@ -226,17 +342,6 @@ fn build_request(
     Ok(request)
 }
 
-/// The `Content-Length` the client declared, if any and well-formed.
-fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// True if `T` appears anywhere in `err`'s source chain.
 fn caused_by<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(err);
@@ -247,116 +352,4 @@ fn caused_by<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
         current = e.source();
     }
     false
-}
-
-/// Removes hop-by-hop headers, including those named by `Connection`.
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
-    }
-}
-
-/// The headers to send upstream for a request received as `parts` from `client_ip`.
-fn forwarded_headers(parts: &Parts, client_ip: Option<IpAddr>) -> HeaderMap {
-    let mut headers = parts.headers.clone();
-    strip_hop_by_hop(&mut headers);
-
-    let host = headers.remove(header::HOST).or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-    });
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-
-    if let Some(ip) = client_ip {
-        let previous: Vec<&str> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        let value = if previous.is_empty() {
-            ip.to_string()
-        } else {
-            format!("{}, {ip}", previous.join(", "))
-        };
-        let value = HeaderValue::from_str(&value).unwrap_or_else(|_| ip_header(ip));
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    headers
-}
-
-fn ip_header(ip: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parts(headers: &[(&str, &str)]) -> Parts {
-        let mut builder = axum::http::Request::builder().uri("/p?q=1");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn strips_hop_by_hop_and_connection_named_headers() {
-        let mut headers = parts(&[
-            ("connection", "keep-alive, X-Custom-Hop"),
-            ("x-custom-hop", "1"),
-            ("keep-alive", "timeout=5"),
-            ("transfer-encoding", "chunked"),
-            ("te", "trailers"),
-            ("upgrade", "websocket"),
-            ("proxy-authorization", "Basic Zm9v"),
-            ("x-end-to-end", "kept"),
-        ])
-        .headers;
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1, "{headers:?}");
-        assert_eq!(headers["x-end-to-end"], "kept");
-    }
-
-    #[test]
-    fn sets_forwarding_headers() {
-        let p = parts(&[("host", "lms.example"), ("x-forwarded-for", "10.0.0.1")]);
-        let headers = forwarded_headers(&p, Some("127.0.0.1".parse().unwrap()));
-        assert!(headers.get(header::HOST).is_none());
-        assert_eq!(headers["x-forwarded-host"], "lms.example");
-        assert_eq!(headers["x-forwarded-proto"], "http");
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-
-        let headers = forwarded_headers(&parts(&[]), Some("::1".parse().unwrap()));
-        assert_eq!(headers["x-forwarded-for"], "::1");
-        assert!(headers.get("x-forwarded-host").is_none());
-    }
-
-    #[test]
-    fn declared_length_parsing() {
-        assert_eq!(
-            declared_length(&parts(&[("content-length", "42")]).headers),
-            Some(42)
-        );
-        assert_eq!(
-            declared_length(&parts(&[("content-length", "x")]).headers),
-            None
-        );
-        assert_eq!(declared_length(&parts(&[]).headers), None);
-    }
 }

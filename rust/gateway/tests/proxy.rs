@@ -189,7 +189,13 @@ async fn readyz_unavailable_with_only_dead_upstream() {
 #[tokio::test]
 async fn proxies_get_with_path_query_and_headers() {
     let up = start_upstream("a").await;
-    let gw = start_gateway(&[up], |_| {}).await;
+    let gw = start_gateway(&[up], |c| {
+        // This test is about proxying, not tokens (see tests/auth.rs); the
+        // loopback peer is a trusted proxy so its X-Forwarded-For is kept.
+        c.public_routes = vec!["/api/*".parse().unwrap()];
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
     let response = client()
         .get(gw.url("/api/v1/courses/42?expand=lessons&x=%20y"))
         .header("x-custom", "hello")

@@ -1,0 +1,1 @@
+"""Media (HLS) helpers shared by the API and the gateway: signed URLs for ``/media/*``."""
