@@ -130,6 +130,7 @@ class Lesson(Base):
     __table_args__ = (
         ForeignKeyConstraint(["campus_id", "module_id"], ["modules.campus_id", "modules.id"], ondelete="CASCADE"),
         Index("ix_lessons_module", "campus_id", "module_id", "position"),
+        Index("ix_lessons_course", "campus_id", "course_id", "position"),  # the course outline
     )
 
     campus_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
