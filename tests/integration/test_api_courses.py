@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.api import admin, client, course, person
@@ -182,3 +184,17 @@ async def test_injection_strings_are_plain_data(database: Database, text: str) -
         assert got["title"] == text and got["summary"] == text and got["tags"] == [text]
         found = (await c.get("/api/v1/courses", headers=teacher.h, params={"status": "draft", "q": text, "limit": 100})).json()
         assert r.json()["id"] in [x["id"] for x in found["items"]]
+        cid = r.json()["id"]
+        # every other free-text field: module and lesson titles, lesson body, quiz texts, names
+        m = await c.post(f"/api/v1/courses/{cid}/modules", headers=teacher.h, json={"title": text})
+        lesson = await c.post(f"/api/v1/modules/{m.json()['id']}/lessons", headers=teacher.h, json={"title": text, "body": text})
+        assert (await c.get(f"/api/v1/lessons/{lesson.json()['id']}", headers=teacher.h)).json()["body"] == text
+        quiz = await c.post(f"/api/v1/courses/{cid}/quizzes", headers=teacher.h, json={
+            "title": text, "questions": [{"kind": "short_text", "prompt": text, "answer": [text]}]})
+        assert quiz.status_code == 201
+        got_quiz = (await c.get(f"/api/v1/quizzes/{quiz.json()['id']}", headers=teacher.h)).json()
+        assert got_quiz["title"] == text and got_quiz["questions"][0]["prompt"] == text
+        u = await c.post("/api/v1/users", headers=adm.h, json={"email": f"inj{uuid.uuid4().hex[:6]}@a.example", "display_name": text, "role": "learner", "password": "x" * 16})
+        assert u.status_code == 201 and u.json()["display_name"] == text
+        outline = (await c.get(f"/api/v1/courses/{cid}", headers=teacher.h)).json()
+        assert outline["modules"][0]["title"] == text and outline["modules"][0]["lessons"][0]["title"] == text
