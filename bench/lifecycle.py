@@ -92,7 +92,7 @@ def baseline_up(c, work: Path) -> float:  # type: ignore[no-untyped-def]
     )
     store = work / "js"
     shutil.copytree(c.data_dir / "nats" / "jetstream", store)
-    pg_ctl = [str(binaries.postgres_tool("pg_ctl")), "-D", str(pg_copy), "-w", "-l", str(work / "pg.log")]
+    pg_ctl = [str(binaries.postgres_tool("pg_ctl")), "-D", str(pg_copy), "-w", "-l", str(pg_copy / "bench.log")]
     start = time.perf_counter()
     check(run_tool([*pg_ctl, "start"], user=user))
     nats = subprocess.Popen(
@@ -137,7 +137,7 @@ def baseline_restore(c, src: Path, work: Path) -> float:  # type: ignore[no-unty
     check(run_tool([binaries.postgres_tool("initdb"), "-D", pgdata, "-U", "postgres",
                     "--pwfile", pwfile, "--auth=scram-sha-256", "--locale=C", "-E", "UTF8"], user=user))
     (pgdata / "postgresql.conf").open("a").write(f"port={port}\nlisten_addresses='127.0.0.1'\nunix_socket_directories=''\n")
-    pg_ctl = [str(binaries.postgres_tool("pg_ctl")), "-D", str(pgdata), "-w", "-l", str(work / "r.log")]
+    pg_ctl = [str(binaries.postgres_tool("pg_ctl")), "-D", str(pgdata), "-w", "-l", str(pgdata / "bench.log")]
     check(run_tool([*pg_ctl, "start"], user=user))
     conn = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
     check(subprocess.run([str(binaries.postgres_tool("createdb")), *conn, "lmsd"], env=env, capture_output=True, text=True))
