@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from lmsd.runtime import binaries  # noqa: E402
 from lmsd.runtime.process import run_tool  # noqa: E402
-from tests.support import ADMIN_PASSWORD, app_dsn, clean_env, nats_connect, new_campus, secrets_of  # noqa: E402
+from tests.support import app_dsn, nats_connect, new_campus, secrets_of  # noqa: E402
 
 
 def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -194,7 +194,6 @@ def main() -> None:
         ratio = f"{t / base:.2f}x" if base else "-"
         print(f"{name:32} {t:8.2f}s {(f'{base:.2f}s' if base else '-'):>9} {ratio:>7}  {what}")
     shutil.rmtree(work, ignore_errors=True)
-    _ = (ADMIN_PASSWORD, clean_env)
 
 
 if __name__ == "__main__":

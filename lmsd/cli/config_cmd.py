@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from typing import Annotated
 
 import tomli_w
@@ -24,10 +23,8 @@ def show(
     cli = context.get(ctx)
     settings = cli.settings()
     data = settings.model_dump(mode="json")
-    path = credentials.secrets_path(settings.data_dir)
-    if path.exists():
-        names = tomllib.loads(path.read_text()).keys()
-        data["secrets"] = {name: credentials.MASK for name in names}
+    if credentials.secrets_path(settings.data_dir).exists():
+        data["secrets"] = {name: credentials.MASK for name in credentials.Secrets.model_fields}
     if json_out:
         output.emit_json(data)
     else:

@@ -73,8 +73,7 @@ class Archive(msgspec.Struct, forbid_unknown_fields=True):
 
 async def export_course(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> Archive:
     course, _instructors, modules, lessons = await service.outline(session, actor, course_id)
-    _, rel = await service.load_course(session, actor, course_id)
-    policy.require(actor, "course.export", rel)
+    policy.require(actor, "course.export", await service.relations(session, actor, course_id))
     quizzes = (
         await session.scalars(
             select(Quiz).where(Quiz.campus_id == actor.campus_id, Quiz.course_id == course_id).order_by(Quiz.title, Quiz.id)

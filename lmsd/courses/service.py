@@ -32,6 +32,14 @@ def check_version(current: int, if_match: str | None) -> None:
         raise PreconditionFailed(f"the resource changed (now version {current}); reload and retry")
 
 
+def _changes(patch: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body sets (UNSET ones are left alone)."""
+    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    if not changes:
+        raise Invalid("nothing to change")
+    return changes
+
+
 async def relations(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> policy.Relations:
     """Does the actor teach / take this course? One round trip for both facts."""
     teaches = (
@@ -142,9 +150,7 @@ async def update_course(
     course, rel = await load_course(session, actor, course_id, for_update=True)
     policy.require(actor, "course.update", rel)
     check_version(course.version, if_match)
-    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
-    if not changes:
-        raise Invalid("nothing to change")
+    changes = _changes(patch)
     if "tags" in changes:
         changes["tags"] = list(dict.fromkeys(changes["tags"]))
     for key, value in changes.items():
@@ -323,9 +329,7 @@ async def update_lesson(
     _, rel = await load_course(session, actor, lesson.course_id)
     policy.require(actor, "course.update", rel)
     check_version(lesson.version, if_match)
-    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
-    if not changes:
-        raise Invalid("nothing to change")
+    changes = _changes(patch)
     for key, value in changes.items():
         setattr(lesson, key, value)
     _check_kind(lesson.kind, lesson.video_id, lesson.quiz_id)

@@ -16,6 +16,7 @@ from typing import Any
 from lmsd.errors import OperationFailed
 from lmsd.runtime import preflight
 from lmsd.runtime.paths import RunPaths
+from lmsd.runtime.supervisor import last_log_line
 from lmsd.settings import Settings
 
 
@@ -79,21 +80,12 @@ def start(settings: Settings, on_progress: Callable[[dict[str, Any]], None] | No
         code = proc.poll()
         if code is not None:
             state = read_state(settings)
-            reason = state.get("error") or _last_line(paths.logs / "supervisor.log")
+            reason = state.get("error") or last_log_line(paths.logs / "supervisor.log").removeprefix("error: ")
             raise OperationFailed(f"the stack did not start: {reason or f'exit code {code}'}")
         time.sleep(0.2)
     proc.terminate()
     proc.wait(60)
     raise OperationFailed("the stack did not become healthy in time; see `lmsd logs`")
-
-
-def _last_line(path: os.PathLike[str]) -> str:
-    try:
-        with open(path) as handle:
-            lines = [ln.strip() for ln in handle if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1].removeprefix("error: ") if lines else ""
 
 
 def stop(settings: Settings, timeout: float | None = None) -> bool:
