@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ class CargoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         root = Path(self.root)
         bin_dir = root / "lmsd" / "_bin"
+        # The protobuf contracts' Python code is generated, never committed.
+        subprocess.run([sys.executable, str(root / "scripts" / "gen_contracts.py")], check=True)
         bin_dir.mkdir(exist_ok=True)
         have_all = all((bin_dir / name).exists() for name in BINARIES)
         if not (os.environ.get("LMSD_SKIP_CARGO") == "1" and have_all):

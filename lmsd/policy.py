@@ -72,6 +72,9 @@ RULES: dict[str, Rule] = {
     "quiz.attempt": _r(Rel.ENROLLED),
     "gradebook.read": _r(Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
     "grades.read_own": _r(Rel.ENROLLED),
+    "activity.record": _r(Rel.SELF),  # learners record their own learning activity only
+    "progress.read": _r(Rel.SELF, Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
+    "xapi.read_campus": _r(Rel.ADMIN),  # every statement of the campus; others: their own and their courses'
 }
 
 

@@ -141,6 +141,16 @@ class NatsSettings(BaseModel):
     _ports = field_validator("port", "monitor_port")(classmethod(lambda cls, v: _check_port(v)))
 
 
+class EventSettings(BaseModel):
+    """The event backbone (docs/events.md)."""
+
+    relay_batch: int = Field(2000, ge=1, le=20000, description="Outbox rows the relay publishes per round.")
+    relay_poll_ms: int = Field(20, ge=1, le=10000, description="Relay pause when the outbox is empty.")
+    outbox_retention_h: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
+    max_batch: int = Field(1000, ge=1, le=10000, description="Learning events per API request.")
+    xapi_lrs_url: str = Field("", description="Forward xAPI statements to this LRS (…/xapi/); empty: off.")
+
+
 class RuntimeSettings(BaseModel):
     restart_backoff_initial_s: float = Field(0.5, gt=0)
     restart_backoff_max_s: float = Field(30.0, gt=0)
@@ -160,6 +170,7 @@ class Settings(BaseModel):
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     postgres: PostgresSettings = Field(default_factory=lambda: PostgresSettings())
     nats: NatsSettings = Field(default_factory=lambda: NatsSettings())
+    events: EventSettings = Field(default_factory=lambda: EventSettings())
     runtime: RuntimeSettings = Field(default_factory=lambda: RuntimeSettings())
 
     @model_validator(mode="after")

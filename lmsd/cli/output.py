@@ -74,3 +74,16 @@ def status_table(report: dict[str, Any]) -> Table:
             row["detail"],
         )
     return table
+
+
+def events_line(bus: dict[str, Any]) -> str:
+    """One line for `lmsd status`: relay backlog and lag, consumer lag, dead letters."""
+    if "error" in bus:
+        return f"Events: [yellow]unknown[/] ({bus['error']})"
+    relay = bus["relay"]
+    consumers = ", ".join(f"{c['name']} {c['pending'] + c['unacknowledged']} behind" for c in bus["consumers"])
+    dlq = bus["dead_letters"]
+    return (
+        f"Events: relay backlog {relay['backlog']} (oldest {relay['lag_s']:.1f}s); {consumers}; "
+        + (f"[red]{dlq} dead letters[/] (`lmsd events dlq`)" if dlq else "no dead letters")
+    )

@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
             output.emit_json(report)
         else:
             output.console.print(output.status_table(report))
+            if report.get("events"):
+                output.info(output.events_line(report["events"]))
             verdict = "[green]healthy[/]" if report["healthy"] else "[red]unhealthy[/]"
             output.info(f"Campus is {verdict}.")
         if not report["healthy"]:

@@ -15,9 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd import pagination, policy
+from lmsd.contracts.v1 import catalog_pb2
 from lmsd.courses.schemas import CourseIn, CoursePatch, LessonIn, LessonPatch, ModuleIn
 from lmsd.db.models import Course, CourseInstructor, Enrolment, Lesson, Module, User
 from lmsd.errors import Conflict, Invalid, NotFound, PreconditionFailed, PreconditionRequired
+from lmsd.events import outbox
+from lmsd.events.envelope import NewEvent
 from lmsd.policy import Identity
 
 
@@ -153,12 +156,22 @@ async def update_course(
     changes = _changes(patch)
     if "tags" in changes:
         changes["tags"] = list(dict.fromkeys(changes["tags"]))
+    was = course.status
     for key, value in changes.items():
         setattr(course, key, value)
     course.version += 1
     course.updated_at = func.now()
     await session.flush()
     await session.refresh(course)
+    facts: dict[str, Any] = {"code": course.code, "title": course.title, "language": course.language, "tags": course.tags}
+    if course.status == "published" and was != "published":
+        event = NewEvent(actor.campus_id, course.id, "course_published",
+                         catalog_pb2.CoursePublished(**facts, course_version=course.version), actor_id=actor.user_id)
+    else:
+        event = NewEvent(actor.campus_id, course.id, "course_updated",
+                         catalog_pb2.CourseUpdated(**facts, status=course.status, course_version=course.version),
+                         actor_id=actor.user_id)
+    await outbox.record(session, event)
     return course
 
 

@@ -13,15 +13,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    Column,
     DateTime,
+    Double,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -276,8 +283,132 @@ class SsoProvider(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, server_default="true", default=True)
 
 
+# -- the event backbone (docs/events.md) ---------------------------------------------------------
+# Core tables: written with bulk SQL by lmsd.events, never through the ORM's unit of work.
+
+
+def _ts(name: str, nullable: bool = True) -> Column[Any]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+outbox = Table(
+    "outbox",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # identity: commit-independent order of writing
+    Column("id", Uuid, nullable=False),  # the event id; Nats-Msg-Id
+    Column("subject", Text, nullable=False),
+    Column("aggregate", String(32), nullable=False),
+    Column("aggregate_id", Uuid, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the encoded lmsd.contracts.v1.Event
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    _ts("sent_at"),
+    Column("stream_seq", BigInteger),
+    Column("attempts", Integer, server_default="0", nullable=False),
+    Column("last_error", Text, server_default="", nullable=False),
+    PrimaryKeyConstraint("campus_id", "seq"),
+    UniqueConstraint("campus_id", "id", name="uq_outbox_event"),
+    UniqueConstraint("campus_id", "aggregate", "aggregate_id", "version", name="uq_outbox_aggregate_version"),
+)
+event_aggregates = Table(
+    "event_aggregates",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("aggregate", String(32), nullable=False),
+    Column("aggregate_id", Uuid, nullable=False),
+    Column("version", BigInteger, nullable=False),  # last version written (optimistic concurrency)
+    Column("published_version", BigInteger, server_default="0", nullable=False),
+    Column("published_seq", BigInteger, server_default="0", nullable=False),  # its stream sequence
+    PrimaryKeyConstraint("campus_id", "aggregate", "aggregate_id"),
+)
+consumer_applied = Table(
+    "consumer_applied",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("consumer", String(64), nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("stream_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("campus_id", "consumer", "event_id"),
+)
+progress = Table(
+    "progress",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("enrolment_id", Uuid, nullable=False),
+    Column("course_id", Uuid, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("lessons_started", Integer, nullable=False),
+    Column("lessons_completed", Integer, nullable=False),
+    Column("watched_ms", BigInteger, nullable=False),
+    Column("quiz_attempts", Integer, nullable=False),
+    Column("last_lesson_id", Uuid),
+    _ts("last_activity_at"),
+    _ts("completed_at"),
+    PrimaryKeyConstraint("campus_id", "enrolment_id"),
+)
+lesson_progress = Table(
+    "lesson_progress",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("enrolment_id", Uuid, nullable=False),
+    Column("lesson_id", Uuid, nullable=False),
+    _ts("started_at"),
+    _ts("completed_at"),
+    Column("watched", JSONB, nullable=False),  # merged [start_ms, end_ms] ranges
+    Column("watched_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("campus_id", "enrolment_id", "lesson_id"),
+)
+grades = Table(
+    "grades",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("enrolment_id", Uuid, nullable=False),
+    Column("quiz_id", Uuid, nullable=False),
+    Column("course_id", Uuid, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("best_score", Double, nullable=False),
+    Column("max_score", Double, nullable=False),
+    _ts("last_graded_at"),
+    PrimaryKeyConstraint("campus_id", "enrolment_id", "quiz_id"),
+)
+xapi_statements = Table(
+    "xapi_statements",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("course_id", Uuid, nullable=False),
+    Column("verb", Text, nullable=False),
+    Column("activity", Text, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("stored", DateTime(timezone=True), nullable=False),
+    Column("statement", JSONB, nullable=False),
+    PrimaryKeyConstraint("campus_id", "id"),
+    Index("ix_xapi_statements_stored", "campus_id", "stored", "id"),
+)
+event_consumers = Table(
+    "event_consumers",
+    Base.metadata,
+    Column("name", String(64), primary_key=True),
+    Column("applied", BigInteger, server_default="0", nullable=False),
+    Column("last_stream_seq", BigInteger, server_default="0", nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+projection_snapshots = Table(
+    "projection_snapshots",
+    Base.metadata,
+    Column("projection", String(64), primary_key=True),
+    Column("stream_seq", BigInteger, nullable=False),  # every event up to here is in the copy
+    Column("events", BigInteger, nullable=False),
+    Column("taken_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+
 # The distribution plan, read by migrations (when the citus extension is present) and by tests.
-CITUS_REFERENCE = ("campuses",)
+CITUS_REFERENCE = ("campuses", "event_consumers", "projection_snapshots")
 CITUS_DISTRIBUTED = {
     name: "campus_id"
     for name in (
@@ -293,5 +424,12 @@ CITUS_DISTRIBUTED = {
         "refresh_tokens",
         "password_resets",
         "sso_providers",
+        "outbox",
+        "event_aggregates",
+        "consumer_applied",
+        "progress",
+        "lesson_progress",
+        "grades",
+        "xapi_statements",
     )
 }

@@ -9,9 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd import pagination, policy
+from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import load_course
 from lmsd.db.models import Enrolment, User
 from lmsd.errors import Conflict, Invalid, NotFound
+from lmsd.events import outbox
+from lmsd.events.envelope import NewEvent
 from lmsd.policy import Identity
 
 
@@ -62,6 +65,7 @@ async def _enrol(
             raise Conflict("already enrolled in this course")
         existing.status = "active"
         await session.flush()
+        await _created(session, actor, existing)
         return existing
     enrolment = Enrolment(
         campus_id=actor.campus_id,
@@ -74,7 +78,17 @@ async def _enrol(
     session.add(enrolment)
     await session.flush()
     await session.refresh(enrolment)
+    await _created(session, actor, enrolment)
     return enrolment
+
+
+async def _created(session: AsyncSession, actor: Identity, enrolment: Enrolment) -> None:
+    body = learning_pb2.EnrolmentCreated(
+        course_id=str(enrolment.course_id),
+        user_id=str(enrolment.user_id),
+        enrolled_by="" if enrolment.user_id == actor.user_id else str(actor.user_id),
+    )
+    await outbox.record(session, NewEvent(actor.campus_id, enrolment.id, "enrolment_created", body, actor_id=actor.user_id))
 
 
 async def list_enrolments(
@@ -99,6 +113,10 @@ async def set_status(session: AsyncSession, actor: Identity, enrolment_id: uuid.
     own_withdrawal = enrolment.user_id == actor.user_id and status == "withdrawn"
     if not own_withdrawal:
         policy.require(actor, "enrolment.manage", rel)
+    was = enrolment.status
     enrolment.status = status
     await session.flush()
+    if status == "withdrawn" and was != "withdrawn":
+        body = learning_pb2.EnrolmentWithdrawn(course_id=str(enrolment.course_id), user_id=str(enrolment.user_id))
+        await outbox.record(session, NewEvent(actor.campus_id, enrolment.id, "enrolment_withdrawn", body, actor_id=actor.user_id))
     return enrolment

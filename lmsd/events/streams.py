@@ -2,7 +2,8 @@
 (the bus's equivalent of migrations).
 
 Subjects follow ``lmsd.<campus>.<aggregate>.<id>.<event>``; dead letters go to
-``lmsd-dlq.<consumer>.<original subject>``.
+``lmsd-dlq.<consumer>.<original subject>``. Durable consumers are declared here too (``CONSUMERS``)
+so that install and upgrade create them before any worker runs.
 """
 
 from __future__ import annotations
@@ -10,8 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
+
+EVENTS_STREAM = "LMSD_EVENTS"
+DLQ_STREAM = "LMSD_DLQ"
+LEARNING_SUBJECTS = ("lmsd.*.enrolment.>",)
 
 
 @dataclass(frozen=True)
@@ -37,20 +50,58 @@ class StreamSpec:
 
 STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec(
-        name="LMSD_EVENTS",
+        name=EVENTS_STREAM,
         subjects=("lmsd.>",),
         description="Every domain event of the campus; the record of learning activity.",
     ),
     StreamSpec(
-        name="LMSD_DLQ",
+        name=DLQ_STREAM,
         subjects=("lmsd-dlq.>",),
         description="Messages a consumer gave up on, kept for inspection and replay.",
     ),
 )
 
 
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer of LMSD_EVENTS; a worker binds to it by name."""
+
+    name: str
+    filter_subjects: tuple[str, ...]
+    description: str
+    max_attempts: int = 5  # deliveries before a message goes to the dead-letter stream
+    ack_wait_s: float = 10.0
+    batch: int = 500
+
+    def config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.name,
+            description=self.description,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_attempts + 1,  # the worker dead-letters at max_attempts
+            max_ack_pending=4 * self.batch,
+            filter_subjects=list(self.filter_subjects),
+        )
+
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ConsumerSpec("progress", LEARNING_SUBJECTS, "Learning progress projection (progress, lesson_progress)."),
+    ConsumerSpec("gradebook", LEARNING_SUBJECTS, "Gradebook projection (grades)."),
+    ConsumerSpec("xapi", LEARNING_SUBJECTS, "xAPI statements projection (xapi_statements)."),
+)
+
+
+def consumer_spec(name: str) -> ConsumerSpec:
+    for spec in CONSUMERS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
 async def ensure_streams(nc: NATS) -> list[tuple[str, str]]:
-    """Create missing streams and update changed ones. Returns (stream, action) pairs."""
+    """Create missing streams and consumers and update changed ones. Returns (name, action) pairs."""
     js = nc.jetstream()
     actions: list[tuple[str, str]] = []
     for spec in STREAMS:
@@ -71,4 +122,22 @@ async def ensure_streams(nc: NATS) -> list[tuple[str, str]]:
             actions.append((spec.name, "updated"))
         else:
             actions.append((spec.name, "unchanged"))
+    for consumer in CONSUMERS:
+        wanted_c = consumer.config()
+        try:
+            current_c = (await js.consumer_info(EVENTS_STREAM, consumer.name)).config
+        except NotFoundError:
+            await js.add_consumer(EVENTS_STREAM, wanted_c)
+            actions.append((f"consumer {consumer.name}", "created"))
+            continue
+        if (
+            sorted(current_c.filter_subjects or [current_c.filter_subject or ""]) != sorted(consumer.filter_subjects)
+            or current_c.max_deliver != wanted_c.max_deliver
+            or current_c.ack_wait != wanted_c.ack_wait
+            or current_c.description != wanted_c.description
+        ):
+            await js.add_consumer(EVENTS_STREAM, wanted_c)  # same durable name: an update
+            actions.append((f"consumer {consumer.name}", "updated"))
+        else:
+            actions.append((f"consumer {consumer.name}", "unchanged"))
     return actions

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from lmsd import credentials
-from lmsd.errors import OperationFailed
+from lmsd.errors import LmsdError, OperationFailed
+from lmsd.ops import events
 from lmsd.ops.backup import is_installed
 from lmsd.runtime import components, control
 from lmsd.settings import Settings
@@ -44,6 +46,12 @@ async def collect(settings: Settings) -> dict[str, Any]:
             row["lag_ms"] = probe.lag_ms  # None when down or unknown; other rows keep their shape
         rows.append(row)
     healthy = pid is not None and all(r["ok"] for r in rows if r["required"])
+    bus: dict[str, Any] | None = None
+    if all(r["ok"] for r in rows if r["name"] in ("postgres", "nats")):
+        try:
+            bus = await asyncio.wait_for(events.summary(settings, secrets), 5)
+        except (LmsdError, TimeoutError, OSError) as exc:
+            bus = {"error": str(exc)}
     return {
         "healthy": healthy,
         "campus": {"name": settings.campus.name, "id": settings.campus.id},
@@ -51,4 +59,5 @@ async def collect(settings: Settings) -> dict[str, Any]:
         "data_dir": str(settings.data_dir),
         "supervisor": {"pid": pid, "state": state.get("state", "stopped")},
         "components": rows,
+        "events": bus,
     }

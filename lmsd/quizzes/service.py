@@ -10,9 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd import policy
+from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import load_course
-from lmsd.db.models import Attempt, Enrolment, Question, Quiz, User
+from lmsd.db.models import Attempt, Enrolment, Lesson, Question, Quiz, User
 from lmsd.errors import Conflict, Invalid, NotFound
+from lmsd.events import outbox
+from lmsd.events.envelope import NewEvent
 from lmsd.policy import Identity
 from lmsd.quizzes import grading
 from lmsd.quizzes.schemas import QuizIn
@@ -66,7 +69,7 @@ async def submit_attempt(
     if unknown:
         raise Invalid(f"answers name questions that are not in this quiz: {', '.join(sorted(unknown)[:3])}")
     # Serialise attempts of one learner on one quiz: the enrolment row is the lock.
-    await session.execute(
+    enrolment_id = await session.scalar(
         select(Enrolment.id)
         .where(Enrolment.campus_id == actor.campus_id, Enrolment.course_id == quiz.course_id,
                Enrolment.user_id == actor.user_id)
@@ -99,6 +102,20 @@ async def submit_attempt(
     except IntegrityError:
         raise Conflict("another attempt was submitted at the same time; retry") from None
     await session.refresh(attempt)
+    if enrolment_id is not None:  # staff previewing a quiz have no enrolment and no record
+        lesson_id = await session.scalar(
+            select(Lesson.id).where(Lesson.campus_id == actor.campus_id, Lesson.quiz_id == quiz_id).limit(1)
+        )
+        ids: dict[str, Any] = {"course_id": str(quiz.course_id), "lesson_id": str(lesson_id or ""), "quiz_id": str(quiz_id),
+               "attempt_id": str(attempt.id), "attempt_number": attempt.number}
+        await outbox.record(
+            session,
+            NewEvent(actor.campus_id, enrolment_id, "quiz_attempt_submitted",
+                     learning_pb2.QuizAttemptSubmitted(**ids), actor_id=actor.user_id),
+            NewEvent(actor.campus_id, enrolment_id, "quiz_attempt_graded",
+                     learning_pb2.QuizAttemptGraded(**ids, score=attempt.score, max_score=attempt.max_score),
+                     actor_id=actor.user_id),
+        )
     return attempt, results
 
 

@@ -97,6 +97,20 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
                 env=base_env,
             )
         )
+    # The event backbone (docs/events.md): the outbox relay and the projections' consumers.
+    for name, label, module in (
+        ("relay", "Outbox relay", "lmsd.events.relay"),
+        ("worker", "Event consumers", "lmsd.learning.worker"),
+    ):
+        components.append(
+            Component(
+                name=name,
+                label=label,
+                argv=[sys.executable, "-m", module, "--data-dir", settings.data_dir],
+                probe=lambda name=name: health.probe_heartbeat(RunPaths(settings.data_dir).heartbeat(name)),  # type: ignore[misc]
+                env=base_env,
+            )
+        )
     components.append(_gateway(settings, secrets, base_env))
     return components
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -94,3 +97,23 @@ async def probe_http(url: str, timeout: float = 3) -> ProbeResult:
     if isinstance(body, dict) and body.get("schema"):
         detail = f"schema {body['schema']}"
     return ProbeResult(True, version, latency, detail)
+
+
+HEARTBEAT_MAX_AGE_S = 5.0
+
+
+async def probe_heartbeat(path: Path) -> ProbeResult:
+    """A service loop that writes ``path`` every second (pid, time, what it did) is alive."""
+    try:
+        beat = json.loads(path.read_text())
+        age = time.time() - float(beat["time"])
+        os.kill(int(beat["pid"]), 0)
+    except FileNotFoundError:
+        return ProbeResult(False, detail="not started")
+    except ProcessLookupError:
+        return ProbeResult(False, detail="not running")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return ProbeResult(False, detail=f"unreadable heartbeat: {exc}")
+    if age > HEARTBEAT_MAX_AGE_S:
+        return ProbeResult(False, detail=f"stalled: last heartbeat {age:.0f}s ago")
+    return ProbeResult(True, str(beat.get("version", "")), 0.0, str(beat.get("detail", "")))

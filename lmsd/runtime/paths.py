@@ -26,6 +26,10 @@ class RunPaths:
     def pid(self) -> Path:
         return self.run / "supervisor.pid"
 
+    def heartbeat(self, service: str) -> Path:
+        """Written every second by a running event service (relay, worker)."""
+        return self.run / f"{service}.heartbeat"
+
     @property
     def state(self) -> Path:
         return self.run / "state.json"

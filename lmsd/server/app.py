@@ -23,6 +23,7 @@ from lmsd.errors import Unauthorized
 from lmsd.identity.controller import AuthController, MeController, UserController
 from lmsd.identity.sso_controller import SsoController
 from lmsd.identity.tokens import TokenIssuer
+from lmsd.learning.controller import LearningController
 from lmsd.policy import Identity
 from lmsd.portal.controller import PortalController
 from lmsd.quizzes.controller import QuizController
@@ -120,6 +121,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             MyCoursesController,
             EnrolmentController,
             QuizController,
+            LearningController,
             PortalController,
         ],
         dependencies={

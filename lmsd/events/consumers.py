@@ -1,0 +1,155 @@
+"""Idempotent consumers: a projection applies a batch of events and records, in the same
+database transaction, which event ids it applied — so a redelivered event changes nothing.
+
+A message that cannot be decoded goes to the dead-letter stream at once, with its reason; one
+whose application keeps failing goes there after ``max_attempts`` deliveries. Neither blocks
+the consumer. ``python -m lmsd.learning.worker`` runs every projection's consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+import asyncpg
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+
+from lmsd.events import outbox
+from lmsd.events.envelope import Event, NewEvent, Undecodable, decode
+from lmsd.events.streams import EVENTS_STREAM, ConsumerSpec
+
+log = logging.getLogger("lmsd.events.consumers")
+
+
+@dataclass(frozen=True)
+class Delivered:
+    event: Event
+    stream_seq: int
+
+
+class Projection(Protocol):
+    """A read model built from events. ``apply`` must give the same tables whatever the order
+    and grouping of the events (replay relies on it) and must not read the clock."""
+
+    name: str
+    tables: tuple[str, ...]
+
+    async def apply(self, conn: asyncpg.Connection, events: list[Delivered], *, live: bool) -> list[NewEvent]:
+        """Apply ``events`` (each new to this projection). Live runs may return follow-up events,
+        recorded in the same transaction; replays pass ``live=False`` and must not emit."""
+        ...
+
+
+_CLAIM = """
+INSERT INTO consumer_applied (campus_id, consumer, event_id, stream_seq)
+SELECT c, $1, e, s FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(c, e, s)
+ON CONFLICT DO NOTHING
+RETURNING event_id
+"""
+_PROGRESS = """
+INSERT INTO event_consumers AS c (name, applied, last_stream_seq, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
+  last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = now()
+"""
+
+
+async def apply_batch(conn: asyncpg.Connection, projection: Projection, batch: list[Delivered]) -> int:
+    """One transaction: claim the event ids, apply the new ones, record follow-ups. Returns how
+    many were new."""
+    async with conn.transaction():
+        claimed = {
+            r["event_id"]
+            for r in await conn.fetch(
+                _CLAIM,
+                projection.name,
+                [uuid.UUID(d.event.campus_id) for d in batch],
+                [uuid.UUID(d.event.id) for d in batch],
+                [d.stream_seq for d in batch],
+            )
+        }
+        fresh = [d for d in batch if uuid.UUID(d.event.id) in claimed]
+        if fresh:
+            follow_ups = await projection.apply(conn, fresh, live=True)
+            await outbox.append(conn, follow_ups)
+        await conn.execute(_PROGRESS, projection.name, len(fresh), max(d.stream_seq for d in batch))
+    return len(fresh)
+
+
+async def dead_letter(js: JetStreamContext, consumer: str, msg: Msg, reason: str) -> None:
+    meta = msg.metadata
+    headers = {
+        "Nats-Msg-Id": f"{consumer}:{meta.sequence.stream}",
+        "Lmsd-Dlq-Consumer": consumer,
+        "Lmsd-Dlq-Reason": reason[:500].replace("\r", " ").replace("\n", " "),
+        "Lmsd-Dlq-Subject": msg.subject,
+        "Lmsd-Dlq-Stream-Seq": str(meta.sequence.stream),
+        "Lmsd-Dlq-Deliveries": str(meta.num_delivered),
+    }
+    await js.publish(f"lmsd-dlq.{consumer}.{msg.subject}", msg.data, headers=headers)
+    log.warning("dead-lettered %s seq %s for %s: %s", msg.subject, meta.sequence.stream, consumer, reason)
+
+
+class ConsumerRunner:
+    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, spec: ConsumerSpec, projection: Projection) -> None:
+        self.js = js
+        self.pool = pool
+        self.spec = spec
+        self.projection = projection
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self.js.pull_subscribe_bind(durable=self.spec.name, stream=EVENTS_STREAM)
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(self.spec.batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            except NatsError as exc:
+                log.warning("%s: fetch failed: %s", self.spec.name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                continue
+            try:
+                await self.handle(msgs)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # the database is away: leave the batch unacknowledged; it comes back after ack_wait
+                log.warning("%s: database unavailable: %s", self.spec.name, exc)
+                await asyncio.sleep(1)
+
+    async def handle(self, msgs: list[Msg]) -> None:
+        good: list[tuple[Delivered, Msg]] = []
+        for msg in msgs:
+            try:
+                good.append((Delivered(decode(msg.data), msg.metadata.sequence.stream), msg))
+            except Undecodable as exc:
+                await dead_letter(self.js, self.spec.name, msg, str(exc))
+                await msg.ack()
+        if not good:
+            return
+        async with self.pool.acquire() as conn:
+            try:
+                await apply_batch(conn, self.projection, [d for d, _ in good])
+            except (asyncpg.PostgresError, ValueError, KeyError) as exc:
+                log.warning("%s: batch failed (%s); applying one by one", self.spec.name, exc)
+                await self._one_by_one(conn, good)
+                return
+        for _, msg in good:
+            await msg.ack()
+
+    async def _one_by_one(self, conn: asyncpg.Connection, good: list[tuple[Delivered, Msg]]) -> None:
+        for delivered, msg in good:
+            try:
+                await apply_batch(conn, self.projection, [delivered])
+            except (asyncpg.PostgresError, ValueError, KeyError) as exc:
+                if msg.metadata.num_delivered >= self.spec.max_attempts:
+                    await dead_letter(self.js, self.spec.name, msg, f"{type(exc).__name__}: {exc}")
+                    await msg.ack()
+                else:
+                    await msg.nak(delay=min(2.0 ** msg.metadata.num_delivered, 30.0))
+                continue
+            await msg.ack()

@@ -1,0 +1,105 @@
+"""Events on the bus: the subject scheme and the protobuf envelope (lmsd.contracts.v1.Event).
+
+Subject: ``lmsd.<campus_id>.<aggregate>.<aggregate_id>.<event>``, where ``<event>`` is the name of
+the envelope's ``body`` field (``lesson_completed``…). docs/events.md lists every one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError, Message
+
+from lmsd.contracts.v1 import envelope_pb2
+
+Event = envelope_pb2.Event
+BODIES: tuple[str, ...] = tuple(f.name for f in Event.DESCRIPTOR.oneofs_by_name["body"].fields)
+AGGREGATE_OF: dict[str, str] = {
+    **{b: "enrolment" for b in (
+        "lesson_started", "lesson_completed", "video_watched", "quiz_attempt_submitted",
+        "quiz_attempt_graded", "course_completed", "enrolment_created", "enrolment_withdrawn",
+    )},
+    "course_published": "course",
+    "course_updated": "course",
+    "video_uploaded": "video",
+    "video_transcoded": "video",
+}
+assert set(AGGREGATE_OF) == set(BODIES), "every event body needs its aggregate"
+
+
+def subject(campus_id: uuid.UUID | str, aggregate: str, aggregate_id: uuid.UUID | str, body: str) -> str:
+    return f"lmsd.{campus_id}.{aggregate}.{aggregate_id}.{body}"
+
+
+def aggregate_filter(campus_id: uuid.UUID | str, aggregate: str, aggregate_id: uuid.UUID | str) -> str:
+    """Every subject of one aggregate instance (for Nats-Expected-Last-Subject-Sequence-Subject)."""
+    return f"lmsd.{campus_id}.{aggregate}.{aggregate_id}.*"
+
+
+def micros(moment: datetime | None) -> int:
+    if moment is None:
+        return time.time_ns() // 1000
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+@dataclass
+class NewEvent:
+    """An event a service wants recorded; the outbox gives it its version and id."""
+
+    campus_id: uuid.UUID
+    aggregate_id: uuid.UUID
+    body: str
+    message: Message
+    actor_id: uuid.UUID | None = None
+    occurred_at: datetime | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def aggregate(self) -> str:
+        return AGGREGATE_OF[self.body]
+
+    @property
+    def subject(self) -> str:
+        return subject(self.campus_id, self.aggregate, self.aggregate_id, self.body)
+
+    def envelope(self, version: int, recorded_at_us: int) -> Event:
+        event = Event(
+            id=str(self.event_id),
+            campus_id=str(self.campus_id),
+            aggregate=self.aggregate,
+            aggregate_id=str(self.aggregate_id),
+            version=version,
+            occurred_at_us=micros(self.occurred_at) if self.occurred_at else recorded_at_us,
+            recorded_at_us=recorded_at_us,
+            actor_id=str(self.actor_id) if self.actor_id else "",
+        )
+        getattr(event, self.body).CopyFrom(self.message)
+        return event
+
+
+class Undecodable(Exception):
+    """A message that is not a valid lmsd event (goes to the dead-letter stream)."""
+
+
+def decode(data: bytes) -> Event:
+    event = Event()
+    try:
+        event.ParseFromString(data)
+    except DecodeError as exc:
+        raise Undecodable(f"not a protobuf lmsd.contracts.v1.Event: {exc}") from None
+    if not event.id or event.WhichOneof("body") is None:
+        raise Undecodable("event without id or body")
+    try:
+        uuid.UUID(event.id)
+        uuid.UUID(event.campus_id)
+        uuid.UUID(event.aggregate_id)
+    except ValueError:
+        raise Undecodable("event ids are not UUIDs") from None
+    return event

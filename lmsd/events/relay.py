@@ -1,0 +1,272 @@
+"""The outbox relay: publishes committed outbox rows to JetStream, in order per aggregate.
+
+One relay publishes at a time (a PostgreSQL advisory lock; a second one waits). Each round it
+reads the oldest unsent rows, keeps for each aggregate only the run of versions that directly
+follows the last published one (so an aggregate's events are never reordered, even when their
+transactions committed out of order), and publishes each aggregate's run in order with
+
+- ``Nats-Msg-Id`` = the event id: a row published twice (relay killed after publishing, before
+  marking) is recognised by the stream as a duplicate, and
+- ``Nats-Expected-Last-Subject-Sequence`` (+ ``…-Subject`` = the aggregate's subjects): the
+  stream refuses the event unless the aggregate's last stored event is the one we think.
+
+Different aggregates are published concurrently. Rows are marked sent with their stream
+sequence in one statement; failures are counted on the row and retried with back-off.
+Run: ``python -m lmsd.events.relay --data-dir D`` (the supervisor starts it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+
+from lmsd.credentials import Secrets
+from lmsd.events import service
+from lmsd.events.envelope import aggregate_filter
+from lmsd.events.streams import EVENTS_STREAM
+from lmsd.settings import Settings
+
+log = logging.getLogger("lmsd.events.relay")
+LOCK_KEY = 0x6C6D7364_0001  # pg advisory lock: one relay per database
+WRONG_LAST_SEQUENCE = 10071
+
+_UNSENT = """
+SELECT campus_id, seq, id, subject, aggregate, aggregate_id, version, payload
+FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1
+"""
+_PUBLISHED_STATE = """
+SELECT a.campus_id, a.aggregate, a.aggregate_id, a.published_version, a.published_seq
+FROM event_aggregates a
+JOIN unnest($1::uuid[], $2::text[], $3::uuid[]) AS k(c, g, i)
+  ON a.campus_id = k.c AND a.aggregate = k.g AND a.aggregate_id = k.i
+"""
+_MARK_SENT = """
+UPDATE outbox o SET sent_at = now(), stream_seq = u.s
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(c, q, s)
+WHERE o.campus_id = u.c AND o.seq = u.q
+"""
+_ADVANCE = """
+UPDATE event_aggregates a SET published_version = u.v, published_seq = u.s
+FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[]) AS u(c, g, i, v, s)
+WHERE a.campus_id = u.c AND a.aggregate = u.g AND a.aggregate_id = u.i
+  AND (a.published_version < u.v OR (a.published_version = u.v AND a.published_seq < u.s))
+"""
+_FAILED = """
+UPDATE outbox SET attempts = attempts + 1, last_error = $3 WHERE campus_id = $1 AND seq = $2
+"""
+
+Key = tuple[uuid.UUID, str, uuid.UUID]
+
+
+@dataclass
+class Outcome:
+    sent: list[tuple[asyncpg.Record, int]] = field(default_factory=list)
+    failed: list[tuple[asyncpg.Record, str]] = field(default_factory=list)
+    resync: dict[Key, tuple[str, int]] = field(default_factory=dict)  # key -> (last msg id, its stream seq)
+
+
+class Relay:
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, batch: int = 2000, timeout_s: float = 5.0) -> None:
+        self.pool = pool
+        self.js = js
+        self.batch = batch
+        self.timeout_s = timeout_s
+
+    async def run_once(self) -> tuple[int, int]:
+        """Publish one round. Returns (published, failed)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_UNSENT, self.batch)
+            if not rows:
+                return 0, 0
+            chains: dict[Key, list[asyncpg.Record]] = defaultdict(list)
+            for row in rows:
+                chains[(row["campus_id"], row["aggregate"], row["aggregate_id"])].append(row)
+            keys = list(chains)
+            state = {
+                (r["campus_id"], r["aggregate"], r["aggregate_id"]): (int(r["published_version"]), int(r["published_seq"]))
+                for r in await conn.fetch(
+                    _PUBLISHED_STATE, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+                )
+            }
+        outcome = Outcome()
+        await asyncio.gather(
+            *(self._publish_chain(key, chain, state.get(key, (0, 0)), outcome) for key, chain in chains.items())
+        )
+        await self._record(outcome)
+        return len(outcome.sent), len(outcome.failed)
+
+    async def _publish_chain(
+        self, key: Key, chain: list[asyncpg.Record], published: tuple[int, int], outcome: Outcome
+    ) -> None:
+        version, last_seq = published
+        chain.sort(key=lambda r: r["version"])
+        filter_subject = aggregate_filter(*key)
+        for row in chain:
+            if row["version"] <= version:  # published before the marking was lost
+                continue
+            if row["version"] != version + 1:
+                return  # an earlier version is not committed/visible yet: wait, never reorder
+            headers = {
+                "Nats-Msg-Id": str(row["id"]),
+                "Nats-Expected-Last-Subject-Sequence": str(last_seq),
+                "Nats-Expected-Last-Subject-Sequence-Subject": filter_subject,
+            }
+            try:
+                ack = await self.js.publish(
+                    row["subject"], row["payload"], timeout=self.timeout_s, stream=EVENTS_STREAM, headers=headers
+                )
+            except APIError as exc:
+                if exc.err_code == WRONG_LAST_SEQUENCE:
+                    found = await self._last_of(filter_subject)
+                    if found is not None:
+                        outcome.resync[key] = found
+                outcome.failed.append((row, f"{exc.description or exc} ({exc.err_code})"))
+                return
+            except (TimeoutError, NatsError) as exc:
+                outcome.failed.append((row, str(exc) or type(exc).__name__))
+                return
+            version, last_seq = int(row["version"]), int(ack.seq)
+            outcome.sent.append((row, last_seq))
+
+    async def _last_of(self, filter_subject: str) -> tuple[str, int] | None:
+        """The message id and stream sequence of the last message on the aggregate's subjects."""
+        try:
+            msg = await self.js.get_last_msg(EVENTS_STREAM, filter_subject)
+        except (APIError, TimeoutError, NatsError):
+            return None
+        if msg.seq is None:
+            return None
+        return (msg.headers or {}).get("Nats-Msg-Id", ""), int(msg.seq)
+
+    async def _record(self, outcome: Outcome) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if outcome.sent:
+                rows = [r for r, _ in outcome.sent]
+                await conn.execute(
+                    _MARK_SENT, [r["campus_id"] for r in rows], [r["seq"] for r in rows], [s for _, s in outcome.sent]
+                )
+                last: dict[Key, tuple[int, int]] = {}
+                for row, seq in outcome.sent:
+                    last[(row["campus_id"], row["aggregate"], row["aggregate_id"])] = (int(row["version"]), seq)
+            else:
+                last = {}
+            for key, (msg_id, seq) in outcome.resync.items():
+                last[key] = await self._resynced(conn, key, msg_id, seq, last.get(key, (0, 0))[0])
+            if last:
+                keys = list(last)
+                await conn.execute(
+                    _ADVANCE,
+                    [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                    [last[k][0] for k in keys], [last[k][1] for k in keys],
+                )
+            for row, reason in outcome.failed:
+                await conn.execute(_FAILED, row["campus_id"], row["seq"], reason[:500])
+
+    @staticmethod
+    async def _resynced(conn: asyncpg.Connection, key: Key, msg_id: str, seq: int, sent_version: int) -> tuple[int, int]:
+        """The stream's last message of an aggregate is not the one we recorded. If it is one of
+        our own events (published, then the marking was lost beyond the duplicate window), mark
+        it and its predecessors sent. If it is not ours (someone else published on the
+        aggregate's subjects), only move our expectation to it: our events are never skipped."""
+        campus, aggregate, aggregate_id = key
+        version = None
+        with contextlib.suppress(ValueError):
+            version = await conn.fetchval(
+                "SELECT version FROM outbox WHERE campus_id = $1 AND id = $2 AND aggregate = $3 AND aggregate_id = $4",
+                campus, uuid.UUID(msg_id), aggregate, aggregate_id,
+            )
+        if version is None:
+            log.warning("foreign message %s at stream seq %d on %s %s; continuing after it", msg_id or "-", seq, aggregate, aggregate_id)
+            current = await conn.fetchval(
+                "SELECT published_version FROM event_aggregates WHERE campus_id = $1 AND aggregate = $2 AND aggregate_id = $3",
+                *key,
+            )
+            return max(int(current or 0), sent_version), seq
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() WHERE campus_id = $1 AND aggregate = $2 "
+            "AND aggregate_id = $3 AND version <= $4 AND sent_at IS NULL",
+            campus, aggregate, aggregate_id, version,
+        )
+        return int(version), seq
+
+    async def prune(self, retention_h: float) -> int:
+        async with self.pool.acquire() as conn:
+            result = await conn.execute(
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)",
+                retention_h * 3600,
+            )
+        return int(result.split()[-1])
+
+
+async def backlog(conn: asyncpg.Connection) -> dict[str, Any]:
+    """What `lmsd status` shows for the relay: unsent rows and the age of the oldest."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age, max(attempts) AS attempts "
+        "FROM outbox WHERE sent_at IS NULL"
+    )
+    assert row is not None
+    return {"backlog": int(row["n"]), "lag_s": float(row["age"] or 0.0), "max_attempts": int(row["attempts"] or 0)}
+
+
+async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
+    pool = await service.pg_pool(settings, secrets, size=3)
+    nc = await service.nats_service(settings, secrets, "lmsd-relay")
+    relay = Relay(pool, nc.jetstream(), batch=settings.events.relay_batch)
+    try:
+        async with pool.acquire() as lock_conn:
+            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                log.info("another relay holds the lock; waiting")
+                beat.detail = "standby: another relay publishes"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2)
+                if stop.is_set():
+                    return
+            log.info("relay publishing (batch %d)", relay.batch)
+            await _loop(relay, settings, stop, beat)
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        await pool.close()
+
+
+async def _loop(relay: Relay, settings: Settings, stop: asyncio.Event, beat: service.Heartbeat) -> None:
+    idle_s = settings.events.relay_poll_ms / 1000
+    backoff = 0.0
+    last_prune = 0.0
+    total = 0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            sent, failed = await relay.run_once()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("database: %s", exc)
+            sent, failed = 0, 1
+        total += sent
+        beat.detail = f"published {total}" + (f", {failed} failing" if failed else "")
+        if failed and not sent:
+            backoff = min(max(backoff * 2, 0.1), 5.0)
+            log.warning("%d events not published; retrying in %.1fs", failed, backoff)
+        else:
+            backoff = 0.0
+        if loop.time() - last_prune > 60:
+            last_prune = loop.time()
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await relay.prune(settings.events.outbox_retention_h)
+        wait = backoff or (idle_s if sent < relay.batch else 0)
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+
+
+if __name__ == "__main__":
+    raise SystemExit(service.run("lmsd-relay", main))

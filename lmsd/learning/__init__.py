@@ -1,0 +1,1 @@
+"""Learning activity: the events of each enrolment, their projections and their xAPI view."""

@@ -1,0 +1,386 @@
+"""The event backbone on a running campus: learning events through the API → outbox → relay →
+JetStream → projections; xAPI; optimistic concurrency; dead letters; replay equals live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from lmsd.contracts.v1 import envelope_pb2, learning_pb2
+from tests.api import login, person
+from tests.learning import client, setup, wait_progress
+from tests.support import Campus, app_dsn, nats_connect
+
+pytestmark = pytest.mark.slow
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _ev(enrolment: str, kind: str, lesson: str, **extra: Any) -> dict[str, Any]:
+    return {"enrolment_id": enrolment, "type": kind, "lesson_id": lesson, **extra}
+
+
+def _valid_xapi(st: dict[str, Any]) -> None:
+    """The parts of xAPI 1.0.3 §2.4 a statement of ours must satisfy."""
+    uuid.UUID(st["id"])
+    assert st["version"] == "1.0.3"
+    account = st["actor"]["account"]
+    assert st["actor"]["objectType"] == "Agent" and account["homePage"].startswith("http") and account["name"]
+    assert st["verb"]["id"].startswith("http://adlnet.gov/expapi/verbs/") and st["verb"]["display"]["en-US"]
+    assert st["object"]["objectType"] == "Activity" and st["object"]["id"].startswith("http")
+    assert st["object"]["definition"]["type"].startswith(("http://adlnet.gov/expapi/activities/", "https://w3id.org/xapi/"))
+    uuid.UUID(st["context"]["registration"])
+    assert ISO.match(st["timestamp"]) and ISO.match(st["stored"])
+    if "result" in st and "score" in st["result"]:
+        score = st["result"]["score"]
+        assert 0 <= score["scaled"] <= 1 and score["min"] <= score["raw"] <= score["max"]
+
+
+async def test_learning_activity_becomes_progress_grades_and_xapi(shared_campus: Campus) -> None:
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=2)
+        me, enrolment = s.learners[0], s.enrolments[0]
+        t0 = datetime.now(UTC) - timedelta(minutes=10)
+        batch = [
+            _ev(enrolment, "lesson_started", s.lessons["text"], occurred_at=t0.isoformat()),
+            _ev(enrolment, "lesson_completed", s.lessons["text"], occurred_at=(t0 + timedelta(seconds=30)).isoformat()),
+            _ev(enrolment, "lesson_completed", s.lessons["text"]),  # again: counted once
+            _ev(enrolment, "video_watched", s.lessons["video"], segments=[[0, 10_000], [5_000, 20_000]]),
+            _ev(enrolment, "video_watched", s.lessons["video"], segments=[[60_000, 61_000]]),
+        ]
+        r = await c.post("/api/v1/learning/events", headers=me.h, json={"events": batch})
+        assert r.status_code == 202, r.text
+        # enrolment_created was version 1; five more
+        assert r.json() == {"accepted": 5, "enrolments": [{"enrolment_id": enrolment, "version": 6}]}
+
+        p = await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == 6)
+        assert p["version"] == 6 and p["lessons_started"] == 1 and p["lessons_completed"] == 1
+        assert p["watched_ms"] == 21_000 and p["lessons_total"] == 4 and p["completed_at"] is None
+        video = next(x for x in p["lessons"] if x["lesson_id"] == s.lessons["video"])
+        assert video["watched"] == [[0, 20_000], [60_000, 61_000]]
+
+        # a quiz attempt is recorded by the quiz service through the outbox: submitted + graded
+        r = await c.post(f"/api/v1/quizzes/{s.quiz_id}/attempts", headers=me.h, json={"answers": {}})
+        assert r.status_code in (200, 201), r.text
+        qid = (await c.get(f"/api/v1/quizzes/{s.quiz_id}", headers=me.h)).json()["questions"][0]["id"]
+        r = await c.post(f"/api/v1/quizzes/{s.quiz_id}/attempts", headers=me.h, json={"answers": {qid: 0}})
+        assert r.status_code in (200, 201), r.text
+        p = await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == 10 and p["grades"])
+        assert p["quiz_attempts"] == 2
+        assert p["grades"] == [{"quiz_id": s.quiz_id, "attempts": 2, "best_score": 2.0, "max_score": 2.0}]
+
+        # completing every lesson completes the course: the progress consumer emits course_completed
+        rest = [_ev(enrolment, "lesson_completed", s.lessons[k]) for k in ("text2", "video", "quiz")]
+        r = await c.post("/api/v1/learning/events", headers=me.h, json={"events": rest})
+        assert r.status_code == 202, r.text
+        p = await wait_progress(c, me, enrolment, lambda p: p["completed_at"] is not None)
+        assert p["lessons_completed"] == 4 and p["version"] == 14 and p["events_applied"] == 14
+
+        # the teacher sees it; another learner of the same course does not
+        assert (await c.get(f"/api/v1/enrolments/{enrolment}/progress", headers=s.teacher.h)).status_code == 200
+        assert (await c.get(f"/api/v1/enrolments/{enrolment}/progress", headers=s.learners[1].h)).status_code == 404
+
+        # xAPI: one valid statement per event of the enrolment, newest first, filters and paging
+        statements: list[dict[str, Any]] = []
+        url = f"/api/v1/xapi/statements?agent={me.id}&limit=5"
+        while url:
+            for _ in range(100):
+                r = await c.get(url, headers=me.h)
+                assert r.status_code == 200, r.text
+                if statements or len(r.json()["statements"]) == 5:
+                    break
+                await asyncio.sleep(0.2)
+            assert r.headers["x-experience-api-version"] == "1.0.3"
+            statements += r.json()["statements"]
+            url = r.json()["more"]
+        assert len(statements) == 14 and len({st["id"] for st in statements}) == 14
+        for st in statements:
+            _valid_xapi(st)
+            assert st["actor"]["account"]["name"] == me.id and st["context"]["registration"] == enrolment
+        stored = [st["stored"] for st in statements]
+        assert stored == sorted(stored, reverse=True)
+        verbs = {st["verb"]["id"].rsplit("/", 1)[1] for st in statements}
+        assert verbs == {"registered", "attempted", "completed", "experienced", "scored"}
+        scored = [st for st in statements if st["verb"]["id"].endswith("/scored")]
+        assert sorted(st["result"]["score"]["raw"] for st in scored) == [0.0, 2.0]
+        course_done = [st for st in statements if st["object"]["id"].endswith(f"/courses/{s.course['id']}") and st["verb"]["id"].endswith("/completed")]
+        assert len(course_done) == 1
+        lesson_iri = f"{shared_campus.url}/courses/{s.course['id']}/lessons/{s.lessons['text']}"
+        r = await c.get("/api/v1/xapi/statements", headers=me.h, params={"activity": lesson_iri, "verb": "http://adlnet.gov/expapi/verbs/completed", "ascending": "true"})
+        assert [st["object"]["id"] for st in r.json()["statements"]] == [lesson_iri, lesson_iri]
+        since = statements[-1]["stored"]
+        r = await c.get("/api/v1/xapi/statements", headers=me.h, params={"agent": me.id, "since": since, "limit": 100})
+        assert 0 < len(r.json()["statements"]) < 14
+
+        # learners see only their own statements; the teacher sees the course's; the admin all
+        other = await c.get("/api/v1/xapi/statements", headers=s.learners[1].h, params={"agent": me.id})
+        assert other.status_code == 200 and other.json()["statements"] == []
+        teacher = await c.get("/api/v1/xapi/statements", headers=s.teacher.h, params={"agent": me.id, "limit": 100})
+        assert len(teacher.json()["statements"]) == 14
+        admin_view = await c.get("/api/v1/xapi/statements", headers=s.admin.h, params={"agent": me.id, "limit": 100})
+        assert len(admin_view.json()["statements"]) == 14
+
+
+async def test_a_concurrent_writer_gets_a_conflict_and_retries_without_loss(shared_campus: Campus) -> None:
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=1)
+        me, enrolment = s.learners[0], s.enrolments[0]
+        p = await wait_progress(c, me, enrolment, lambda p: p["version"] >= 1)
+        seen = p["version"]
+
+        async def write(lesson: str) -> Any:
+            return await c.post(
+                "/api/v1/learning/events",
+                headers=me.h,
+                json={"events": [_ev(enrolment, "lesson_started", lesson)], "expected_versions": {enrolment: seen}},
+            )
+
+        first, second = await asyncio.gather(write(s.lessons["text"]), write(s.lessons["text2"]))
+        codes = sorted([first.status_code, second.status_code])
+        assert codes == [202, 409], (first.text, second.text)
+        loser = first if first.status_code == 409 else second
+        assert loser.headers["content-type"].startswith("application/problem+json")
+        assert "another writer" in loser.json()["detail"]
+        # the loser reloads and retries on the new version
+        lost_lesson = s.lessons["text"] if loser is first else s.lessons["text2"]
+        r = await c.post(
+            "/api/v1/learning/events",
+            headers=me.h,
+            json={"events": [_ev(enrolment, "lesson_started", lost_lesson)], "expected_versions": {enrolment: seen + 1}},
+        )
+        assert r.status_code == 202, r.text
+        p = await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == seen + 2)
+        assert p["lessons_started"] == 2
+
+
+async def test_bad_learning_events_are_refused_and_nothing_is_recorded(shared_campus: Campus) -> None:
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=2)
+        me, enrolment = s.learners[0], s.enrolments[0]
+        before = (await wait_progress(c, me, enrolment, lambda p: p["events_applied"] >= 1))["version"]
+        good = _ev(enrolment, "lesson_started", s.lessons["text"])
+        future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        cases: list[tuple[Any, int, str]] = [
+            ("{not json", 400, ""),
+            ({"events": []}, 400, ""),
+            ({"events": [good], "extra": 1}, 400, ""),
+            ({"events": [{**good, "type": "hacked"}]}, 400, ""),
+            ({"events": [{**good, "lesson_id": "not-a-uuid"}]}, 400, ""),
+            ({"events": [good, {**good, "lesson_id": str(uuid.uuid4())}]}, 422, "not part of the enrolment's course"),
+            ({"events": [{**good, "type": "video_watched", "segments": [[0, 10]]}]}, 422, "not a video lesson"),
+            ({"events": [_ev(enrolment, "video_watched", s.lessons["video"], segments=[[10, 5]])]}, 422, "does not end after"),
+            ({"events": [_ev(enrolment, "video_watched", s.lessons["video"])]}, 422, "at least one"),
+            ({"events": [_ev(enrolment, "video_watched", s.lessons["video"], segments=[[-1, 5]])]}, 400, ""),
+            ({"events": [{**good, "segments": [[0, 5]]}]}, 422, "video_watched events only"),
+            ({"events": [{**good, "occurred_at": future}]}, 422, "in the future"),
+            ({"events": [{**good, "occurred_at": "2026-11-25T10:00:00"}]}, 422, "time zone"),
+            ({"events": [good] * 1001}, 422, "at most 1000"),
+            ({"events": [good], "expected_versions": {str(uuid.uuid4()): 1}}, 422, "without events"),
+            ({"events": [good], "expected_versions": {enrolment: before + 5}}, 409, "another writer"),
+            ({"events": [_ev(s.enrolments[1], "lesson_started", s.lessons["text"])]}, 404, "no such enrolment"),
+            ({"events": [_ev(str(uuid.uuid4()), "lesson_started", s.lessons["text"])]}, 404, "no such enrolment"),
+        ]
+        for body, status, detail in cases:
+            kwargs: dict[str, Any] = {"content": body, "headers": {**me.h, "content-type": "application/json"}} if isinstance(body, str) else {"json": body, "headers": me.h}
+            r = await c.post("/api/v1/learning/events", **kwargs)
+            assert r.status_code == status, (body if len(str(body)) < 300 else str(body)[:300], r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json"), r.text
+            assert detail in r.json().get("detail", ""), r.text
+        # without a token
+        assert (await c.post("/api/v1/learning/events", json={"events": [good]})).status_code == 401
+        # a withdrawn enrolment records nothing more
+        other, other_enrolment = s.learners[1], s.enrolments[1]
+        r = await c.patch(f"/api/v1/enrolments/{other_enrolment}", headers=other.h, json={"status": "withdrawn"})
+        assert r.status_code == 200, r.text
+        r = await c.post("/api/v1/learning/events", headers=other.h, json={"events": [_ev(other_enrolment, "lesson_started", s.lessons["text"])]})
+        assert r.status_code == 409 and "withdrawn" in r.json()["detail"]
+        # nothing of the refused batches was recorded
+        r = await c.post("/api/v1/learning/events", headers=me.h, json={"events": [good]})
+        assert r.status_code == 202 and r.json()["enrolments"][0]["version"] == before + 1
+        for params in ({"since": "2026-11-25T10:00:00"}, {"cursor": "garbage!"}, {"limit": 0}, {"limit": 501}, {"agent": "x"}):
+            r = await c.get("/api/v1/xapi/statements", headers=me.h, params=params)
+            assert r.status_code in (400, 422) and r.headers["content-type"].startswith("application/problem+json"), (params, r.text)
+
+
+async def test_a_learner_of_another_campus_sees_and_records_nothing_here(shared_campus: Campus) -> None:
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=1)
+        me, enrolment = s.learners[0], s.enrolments[0]
+        await c.post("/api/v1/learning/events", headers=me.h, json={"events": [_ev(enrolment, "lesson_started", s.lessons["text"])]})
+        host = f"b-{uuid.uuid4().hex[:6]}.example"
+        r = await c.post("/api/v1/campuses", headers=s.admin.h, json={"name": "Campus B", "host": host, "admin_email": "admin@b.example", "admin_password": "learning-is-fun-2026"})
+        assert r.status_code == 201, r.text
+        b_id = r.json()["id"]
+        tok = await login(c, "admin@b.example", "learning-is-fun-2026", b_id)  # type: ignore[arg-type]
+        b_admin_h = {"authorization": f"Bearer {tok['access_token']}"}
+        me_b = (await c.get("/api/v1/me", headers=b_admin_h)).json()
+        from tests.api import Person
+
+        b_learner = await person(c, Person(me_b["id"], me_b["email"], tok["access_token"], "admin"), "learner", b_id)  # type: ignore[arg-type]
+        await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == 2)
+        r = await c.post("/api/v1/learning/events", headers=b_learner.h, json={"events": [_ev(enrolment, "lesson_completed", s.lessons["text"])]})
+        assert r.status_code == 404
+        assert (await c.get(f"/api/v1/enrolments/{enrolment}/progress", headers=b_learner.h)).status_code == 404
+        assert (await c.get(f"/api/v1/enrolments/{enrolment}/progress", headers=b_admin_h)).status_code == 404
+        for h in (b_learner.h, b_admin_h):
+            r = await c.get("/api/v1/xapi/statements", headers=h, params={"agent": me.id})
+            assert r.status_code == 200 and r.json()["statements"] == []
+
+
+async def _publish_raw(campus: Campus, subject: str, data: bytes, headers: dict[str, str] | None = None) -> int:
+    nc = await nats_connect(campus)
+    try:
+        ack = await nc.jetstream().publish(subject, data, headers=headers)
+        return int(ack.seq)
+    finally:
+        await nc.close()
+
+
+async def test_undecodable_and_poison_messages_go_to_the_dead_letter_stream(shared_campus: Campus) -> None:
+    conn = await asyncpg.connect(app_dsn(shared_campus))
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=1)
+        me, enrolment = s.learners[0], s.enrolments[0]
+        campus_id = shared_campus_id(shared_campus)
+        # an operator mistake the gradebook cannot get past: a check that full marks violate
+        await conn.execute("ALTER TABLE grades ADD CONSTRAINT test_no_full_marks CHECK (best_score < 1.5) NOT VALID")
+        qid = (await c.get(f"/api/v1/quizzes/{s.quiz_id}", headers=me.h)).json()["questions"][0]["id"]
+        r = await c.post(f"/api/v1/quizzes/{s.quiz_id}/attempts", headers=me.h, json={"answers": {qid: 0}})
+        assert r.status_code in (200, 201), r.text
+        garbage_seq = await _publish_raw(shared_campus, f"lmsd.{campus_id}.enrolment.{enrolment}.lesson_started", b"\xff\x00 not protobuf")
+        # decodable but impossible to apply: ids that are not UUIDs
+        poison = envelope_pb2.Event(
+            id=str(uuid.uuid4()), campus_id=campus_id, aggregate="enrolment", aggregate_id=enrolment, version=999,
+            occurred_at_us=1, recorded_at_us=1, actor_id=me.id,
+        )
+        poison.lesson_started.CopyFrom(learning_pb2.LessonStarted(course_id="nope", lesson_id="nope"))
+        poison_seq = await _publish_raw(shared_campus, f"lmsd.{campus_id}.enrolment.{enrolment}.lesson_started", poison.SerializeToString())
+        # the consumers do not block: a good event after them is applied
+        r = await c.post("/api/v1/learning/events", headers=me.h, json={"events": [_ev(enrolment, "lesson_completed", s.lessons["text"])]})
+        assert r.status_code == 202
+        await wait_progress(c, me, enrolment, lambda p: p["lessons_completed"] == 1)
+
+        letters: list[dict[str, Any]] = []
+        for _ in range(120):
+            out = shared_campus.lmsd("events", "dlq", "--json")
+            assert out.returncode == 0, out.stderr
+            letters = json.loads(out.stdout)
+            by = {(d["consumer"], d["stream_seq"]) for d in letters}
+            graded = [d for d in letters if d["consumer"] == "gradebook" and d["subject"].endswith(f"{enrolment}.quiz_attempt_graded")]
+            if {("progress", poison_seq), ("xapi", poison_seq)} <= by and len([1 for d in letters if d["stream_seq"] == garbage_seq]) == 3 and graded:
+                break
+            await asyncio.sleep(1)
+        garbage = [d for d in letters if d["stream_seq"] == garbage_seq]
+        assert {d["consumer"] for d in garbage} == {"progress", "gradebook", "xapi"}
+        assert all("not a protobuf" in d["reason"] and d["deliveries"] == 1 for d in garbage)
+        poisoned = [d for d in letters if d["stream_seq"] == poison_seq]
+        assert {d["consumer"] for d in poisoned} == {"progress", "xapi"}
+        assert all(d["deliveries"] == 5 and "ValueError" in d["reason"] for d in poisoned), poisoned
+        assert len(graded) == 1 and graded[0]["deliveries"] == 5 and "test_no_full_marks" in graded[0]["reason"], graded
+
+        text = shared_campus.lmsd("events", "dlq").stdout
+        assert "not a protobuf" in text and f"stream seq {garbage_seq}" in text
+        assert "dead letters" in shared_campus.lmsd("status").stdout
+        # replaying cannot fix these: kept, exit 1, one line on stderr
+        out = shared_campus.lmsd("events", "dlq", "replay", str(garbage[0]["seq"]), str(poisoned[0]["seq"]))
+        assert out.returncode == 1 and "still fail" in out.stderr, out.stdout + out.stderr
+        assert "kept" in out.stdout
+        # the cause of the gradebook's failure is fixed: replaying applies it and removes it
+        still = shared_campus.lmsd("events", "dlq", "replay", str(graded[0]["seq"]))
+        assert still.returncode == 1 and "test_no_full_marks" in still.stdout
+        await conn.execute("ALTER TABLE grades DROP CONSTRAINT test_no_full_marks")
+        out = shared_campus.lmsd("events", "dlq", "replay", str(graded[0]["seq"]))
+        assert out.returncode == 0, out.stdout + out.stderr
+        p = (await c.get(f"/api/v1/enrolments/{enrolment}/progress", headers=me.h)).json()
+        assert p["grades"] == [{"quiz_id": s.quiz_id, "attempts": 1, "best_score": 2.0, "max_score": 2.0}]
+    await conn.close()
+    assert shared_campus.lmsd("events", "dlq", "replay", str(graded[0]["seq"])).returncode == 1  # gone now
+    for d in garbage + poisoned:
+        assert shared_campus.lmsd("events", "dlq", "drop", str(d["seq"])).returncode == 0
+    bad = shared_campus.lmsd("events", "dlq", "drop", "999999")
+    assert bad.returncode == 1 and "no dead letter" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def shared_campus_id(campus: Campus) -> str:
+    import tomllib
+
+    return str(tomllib.loads((campus.data_dir / "config.toml").read_text())["campus"]["id"])
+
+
+async def test_replay_rebuilds_each_projection_equal_to_the_live_one_and_snapshots(shared_campus: Campus) -> None:
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=3)
+        for who, enrolment in zip(s.learners, s.enrolments, strict=True):
+            events = [_ev(enrolment, "video_watched", s.lessons["video"], segments=[[i * 1000, i * 1000 + 1500]]) for i in range(50)]
+            events += [_ev(enrolment, "lesson_completed", s.lessons["text"])]
+            r = await c.post("/api/v1/learning/events", headers=who.h, json={"events": events})
+            assert r.status_code == 202, r.text
+        for who, enrolment in zip(s.learners, s.enrolments, strict=True):
+            await wait_progress(c, who, enrolment, lambda p: p["events_applied"] == 52)
+    conn = await asyncpg.connect(app_dsn(shared_campus))
+    try:
+        for _ in range(100):  # every consumer caught up with the whole stream (other tests' events too)
+            out = json.loads(shared_campus.lmsd("events", "status", "--json").stdout)
+            if out["relay"]["backlog"] == 0 and all(x["pending"] + x["unacknowledged"] == 0 for x in out["consumers"]):
+                break
+            await asyncio.sleep(0.3)
+        for name in ("progress", "gradebook", "xapi"):
+            first = shared_campus.lmsd("events", "replay", "--projection", name, "--from-start", "--json")
+            assert first.returncode == 0, first.stdout + first.stderr
+            report = json.loads(first.stdout)
+            assert report["comparable"] and not any(report["differences"].values()), report
+            assert report["events"] > 0 and report["snapshot_seq"] is None
+            # the next replay starts from the snapshot: reads only what came after it
+            again = shared_campus.lmsd("events", "replay", "--projection", name, "--json")
+            assert again.returncode == 0, again.stdout + again.stderr
+            second = json.loads(again.stdout)
+            assert second["snapshot_seq"] == report["to_seq"] and second["events"] < report["events"]
+            assert not any(second["differences"].values())
+        rows = await conn.fetchval("SELECT count(*) FROM lmsd_replay.progress")
+        assert rows == await conn.fetchval("SELECT count(*) FROM progress")
+        # a replay that differs says so: damage the live table
+        await conn.execute("UPDATE progress SET watched_ms = watched_ms + 1 WHERE enrolment_id = $1", uuid.UUID(s.enrolments[0]))
+        bad = shared_campus.lmsd("events", "replay", "--projection", "progress")
+        assert bad.returncode == 1 and "differs" in bad.stderr, bad.stdout + bad.stderr
+        await conn.execute("UPDATE progress SET watched_ms = watched_ms - 1 WHERE enrolment_id = $1", uuid.UUID(s.enrolments[0]))
+    finally:
+        await conn.close()
+    out = shared_campus.lmsd("events", "replay", "--projection", "nope")
+    assert out.returncode == 1 and "no projection" in out.stderr
+
+
+async def test_stream_holds_each_event_once_with_its_id_and_order(shared_campus: Campus) -> None:
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=1)
+        me, enrolment = s.learners[0], s.enrolments[0]
+        for _ in range(3):
+            batch = [_ev(enrolment, "lesson_started", s.lessons["text"]) for _ in range(40)]
+            assert (await c.post("/api/v1/learning/events", headers=me.h, json={"events": batch})).status_code == 202
+        await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == 121)
+    nc = await nats_connect(shared_campus)
+    try:
+        js = nc.jetstream()
+        campus_id = shared_campus_id(shared_campus)
+        sub = await js.pull_subscribe(
+            f"lmsd.{campus_id}.enrolment.{enrolment}.*", durable=None, stream="LMSD_EVENTS",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        msgs = await sub.fetch(500, timeout=3)
+        versions = []
+        for m in msgs:
+            ev = envelope_pb2.Event()
+            ev.ParseFromString(m.data)
+            assert m.headers and m.headers["Nats-Msg-Id"] == ev.id
+            assert m.subject.endswith("." + ev.WhichOneof("body"))
+            versions.append(ev.version)
+        assert versions == list(range(1, 122))  # each once, in the aggregate's order
+    finally:
+        await nc.close()
