@@ -148,7 +148,6 @@ class EventSettings(BaseModel):
     relay_poll_ms: int = Field(20, ge=1, le=10000, description="Relay pause when the outbox is empty.")
     outbox_retention_h: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
     max_batch: int = Field(1000, ge=1, le=10000, description="Learning events per API request.")
-    xapi_lrs_url: str = Field("", description="Forward xAPI statements to this LRS (…/xapi/); empty: off.")
 
 
 class RuntimeSettings(BaseModel):

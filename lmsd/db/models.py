@@ -329,6 +329,7 @@ consumer_applied = Table(
     Column("consumer", String(64), nullable=False),
     Column("event_id", Uuid, nullable=False),
     Column("stream_seq", BigInteger, nullable=False),
+    Column("applied_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     PrimaryKeyConstraint("campus_id", "consumer", "event_id"),
 )
 progress = Table(

@@ -86,6 +86,11 @@ def _cases(ids: dict[str, str]) -> list[Case]:
         Case("POST", f"/api/v1/courses/{ids['course']}/enrolments", staff, {"user_id": ids["a_outsider"]}, ok={201, 409}),
         Case("PATCH", f"/api/v1/enrolments/{ids['enrolment']}", staff, {"status": "active"}),
         Case("POST", f"/api/v1/courses/{ids['course']}/enrol", {"a_outsider", "a_instructor", "a_learner"}, ok={201, 409}),
+        Case("GET", f"/api/v1/enrolments/{ids['enrolment']}/progress", staff | {"a_learner"}, hidden={"a_outsider"}),
+        Case("POST", "/api/v1/learning/events", {"a_learner"},
+             {"events": [{"enrolment_id": ids["enrolment"], "type": "lesson_started", "lesson_id": ids["lesson"]}]},
+             ok={202}, hidden=members - {"a_learner"}),
+        Case("GET", "/api/v1/xapi/statements", members | set(B_ACTORS)),  # each sees what is theirs
         Case("GET", f"/api/v1/users/{ids['a_learner']}", {"a_admin", "a_learner"}),
         Case("POST", f"/api/v1/users/{ids['a_learner']}/password-reset", {"a_admin"}, ok={201}),
         Case("GET", "/api/v1/users", {"a_admin", "b_admin"}),
@@ -120,7 +125,8 @@ async def test_every_endpoint_role_and_campus(database: Database) -> None:
         # Lists are scoped: B never sees A's ids, A never sees B's.
         a_ids = {ids["course"], ids["a_learner"], ids["a_outsider"], ids["a_instructor"]}
         for actor in B_ACTORS:
-            for path in ("/api/v1/courses?limit=100", "/api/v1/courses?limit=100&status=draft", "/api/v1/me/courses", "/api/v1/campuses"):
+            for path in ("/api/v1/courses?limit=100", "/api/v1/courses?limit=100&status=draft", "/api/v1/me/courses", "/api/v1/campuses",
+                         "/api/v1/xapi/statements?limit=500"):
                 body = (await c.get(path, headers=people[actor].h)).text
                 assert not any(i in body for i in a_ids), (actor, path)
         b_users = (await c.get("/api/v1/users?limit=100", headers=people["b_admin"].h)).json()

@@ -250,3 +250,90 @@ def test_sigterm_drains_in_flight_requests(gateway: _Gateway) -> None:
     worker.join(10)
     assert result and result[0].status_code == 200
     assert gateway.process.wait(10) == 0
+
+
+# ------------------------------------------------------------------ a rate budget shared through NATS
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    process = subprocess.Popen([binaries.rust_binary("lmsd-gateway")], env=env, stderr=handle)
+    handle.close()
+    url = f"http://{env['LMSD_GATEWAY_LISTEN']}/healthz"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def _metric(port: int, name: str) -> float:
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def _wait_for(check: object, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_two_gateways_share_one_rate_budget_through_nats(tmp_path: Path) -> None:
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    base = free_port_block(3)
+    nats_port, ports = base, (base + 1, base + 2)
+    nats = subprocess.Popen(
+        [str(binaries.nats_server()), "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", str(tmp_path / "js")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    gateways: list[subprocess.Popen[bytes]] = []
+    try:
+        for i, port in enumerate(ports):
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "LMSD_GATEWAY_LISTEN": f"127.0.0.1:{port}",
+                "LMSD_GATEWAY_UPSTREAMS": f"http://127.0.0.1:{stub.server_address[1]}",
+                "LMSD_GATEWAY_TRUSTED_PROXIES": "127.0.0.1",  # so X-Forwarded-For picks the client
+                "LMSD_GATEWAY_RATE_READ": "10/m:10",
+                "LMSD_GATEWAY_SHARED_RATE_NATS_URL": f"nats://127.0.0.1:{nats_port}",
+                "LMSD_LOG": "info,lmsd_gateway::access=off",
+            }
+            gateways.append(_start(env, tmp_path / f"gateway-{i}.log"))
+        for port in ports:
+            _wait_for(lambda port=port: _metric(port, "lmsd_gateway_shared_rate_up") == 1, "NATS in use")
+
+        # One client alternating between the two replicas: 10 in all, not 10 each.
+        client = {"x-forwarded-for": "203.0.113.5"}
+        codes = [httpx.get(f"http://127.0.0.1:{ports[i % 2]}/page", headers=client).status_code for i in range(30)]
+        allowed = [i for i, code in enumerate(codes) if code == 200]
+        assert len(allowed) == 10, codes
+        assert {i % 2 for i in allowed} == {0, 1}  # both replicas served some
+        assert set(codes) == {200, 429}
+        refused = httpx.get(f"http://127.0.0.1:{ports[0]}/page", headers=client)
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+
+        # NATS gone: each replica falls back to its own (full) local budget, and says so.
+        nats.terminate()
+        nats.wait(10)
+        other = {"x-forwarded-for": "203.0.113.6"}
+        codes = [httpx.get(f"http://127.0.0.1:{ports[0]}/page", headers=other).status_code for _ in range(12)]
+        assert codes == [200] * 10 + [429] * 2, codes
+        assert _metric(ports[0], "lmsd_gateway_shared_rate_up") == 0
+        assert _metric(ports[0], "lmsd_gateway_shared_rate_fallbacks_total") >= 1
+        _wait_for(lambda: "falling back to local limits" in (tmp_path / "gateway-0.log").read_text(), "fallback logged")
+    finally:
+        for process in gateways:
+            process.terminate()
+            process.wait(10)
+        if nats.poll() is None:
+            nats.terminate()
+            nats.wait(10)
+        stub.shutdown()

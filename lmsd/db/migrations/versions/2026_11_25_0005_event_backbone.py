@@ -63,6 +63,7 @@ SCHEMA = """
             consumer varchar(64) NOT NULL,
             event_id uuid NOT NULL,
             stream_seq bigint NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now(),
             CONSTRAINT pk_consumer_applied PRIMARY KEY (campus_id, consumer, event_id)
         );
         CREATE TABLE progress (

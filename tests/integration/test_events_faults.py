@@ -1,0 +1,178 @@
+"""100,000 learning events through the API while the relay is killed -9, the consumer worker is
+killed -9 and nats-server is restarted: at the end every event is in the stream exactly once
+and every projection counted each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.learning import client, setup
+from tests.support import Campus, app_dsn, nats_connect
+
+pytestmark = pytest.mark.slow
+
+TOTAL = 100_000
+BATCH = 1000
+LEARNERS = 20
+
+
+def _pid(campus: Campus, component: str) -> int:
+    state = json.loads((campus.data_dir / "run" / "state.json").read_text())
+    pid = state["components"][component]["pid"]
+    assert pid, state["components"][component]
+    return int(pid)
+
+
+def _restarts(campus: Campus, component: str) -> int:
+    state = json.loads((campus.data_dir / "run" / "state.json").read_text())
+    return int(state["components"][component]["restarts"])
+
+
+async def _wait_restarted(campus: Campus, component: str, before: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = json.loads((campus.data_dir / "run" / "state.json").read_text())["components"][component]
+        if state["restarts"] > before and state["state"] == "running":
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{component} was not restarted")
+
+
+async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Campus) -> None:
+    async with client(campus) as c:
+        s = await setup(c, learners=LEARNERS)
+        lessons = [s.lessons["text"], s.lessons["text2"], s.lessons["quiz"]]
+        sent = 0
+        faults: list[str] = []
+
+        def batch_for(n: int) -> list[dict[str, Any]]:
+            enrolment = s.enrolments[n % LEARNERS]
+            events = []
+            for i in range(BATCH):
+                k = (n * BATCH + i) % 4
+                if k == 3:
+                    start = (i * 997) % 3_600_000
+                    events.append({"enrolment_id": enrolment, "type": "video_watched", "lesson_id": s.lessons["video"], "segments": [[start, start + 5000]]})
+                else:
+                    events.append({"enrolment_id": enrolment, "type": "lesson_started" if k else "lesson_completed", "lesson_id": lessons[k % 3]})
+            return events
+
+        async def post(n: int) -> None:
+            nonlocal sent
+            who = s.learners[n % LEARNERS]
+            for _ in range(5):
+                r = await c.post("/api/v1/learning/events", headers=who.h, json={"events": batch_for(n)})
+                if r.status_code == 429:  # the gateway's write budget: wait as told
+                    await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+                    continue
+                assert r.status_code == 202, r.text
+                sent += BATCH
+                return
+            raise AssertionError(f"batch {n} refused 5 times")
+
+        batches = TOTAL // BATCH
+        for n in range(batches):
+            await post(n)
+            if n == batches // 5:
+                before = _restarts(campus, "relay")
+                os.kill(_pid(campus, "relay"), signal.SIGKILL)
+                faults.append("relay killed -9")
+                await _wait_restarted(campus, "relay", before)
+            elif n == 2 * batches // 5:
+                before = _restarts(campus, "worker")
+                os.kill(_pid(campus, "worker"), signal.SIGKILL)
+                faults.append("worker killed -9")
+            elif n == 3 * batches // 5:
+                before = _restarts(campus, "nats")
+                os.kill(_pid(campus, "nats"), signal.SIGTERM)  # supervisor starts it again
+                faults.append("nats-server restarted")
+                await _wait_restarted(campus, "nats", before)
+            elif n == 4 * batches // 5:
+                before = _restarts(campus, "relay")
+                os.kill(_pid(campus, "relay"), signal.SIGKILL)
+                faults.append("relay killed -9 again")
+        assert sent == TOTAL
+
+    # everything drains: relay backlog 0, every consumer caught up
+    deadline = time.monotonic() + 600
+    report: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        out = campus.lmsd("events", "status", "--json")
+        if out.returncode == 0:
+            report = json.loads(out.stdout)
+            if report["relay"]["backlog"] == 0 and all(x["pending"] + x["unacknowledged"] == 0 for x in report["consumers"]):
+                break
+        await asyncio.sleep(1)
+    else:
+        raise AssertionError(f"did not drain: {report}")
+    assert report["dead_letters"] == 0, report
+    assert _restarts(campus, "relay") >= 2 and _restarts(campus, "worker") >= 1 and _restarts(campus, "nats") >= 1
+
+    enrolments = [uuid.UUID(e) for e in s.enrolments]
+    recorded = TOTAL + LEARNERS  # plus one enrolment_created each
+    conn = await asyncpg.connect(app_dsn(campus))
+    try:
+        versions = await conn.fetch(
+            "SELECT aggregate_id, version, published_version FROM event_aggregates WHERE aggregate = 'enrolment' AND aggregate_id = ANY($1::uuid[])",
+            enrolments,
+        )
+        assert sum(r["version"] for r in versions) == recorded
+        assert all(r["published_version"] == r["version"] for r in versions)
+        progress = await conn.fetch("SELECT enrolment_id, events FROM progress WHERE enrolment_id = ANY($1::uuid[])", enrolments)
+        by_version = {r["aggregate_id"]: r["version"] for r in versions}
+        assert {r["enrolment_id"]: r["events"] for r in progress} == by_version  # each event counted once
+        statements = await conn.fetchval("SELECT count(*) FROM xapi_statements s JOIN enrolments e ON s.statement->'context'->>'registration' = e.id::text WHERE e.id = ANY($1::uuid[])", enrolments)
+        assert statements == recorded
+        for consumer in ("progress", "gradebook", "xapi"):
+            applied = await conn.fetchval(
+                "SELECT count(*) FROM consumer_applied a JOIN outbox o ON o.campus_id = a.campus_id AND o.id = a.event_id "
+                "WHERE a.consumer = $1 AND o.aggregate_id = ANY($2::uuid[])",
+                consumer, enrolments,
+            )
+            assert applied == recorded, consumer
+        unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        assert unsent == 0
+    finally:
+        await conn.close()
+
+    # the stream holds each event once, and each enrolment's events in version order
+    nc = await nats_connect(campus)
+    try:
+        js = nc.jetstream()
+        seen: dict[str, list[int]] = {}
+        ids: set[str] = set()
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        from lmsd.contracts.v1 import envelope_pb2
+
+        sub = await js.pull_subscribe(
+            "lmsd.*.enrolment.>", durable=None, stream="LMSD_EVENTS",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, max_ack_pending=-1),
+        )
+        count = 0
+        while True:
+            try:
+                msgs = await sub.fetch(5000, timeout=3)
+            except TimeoutError:
+                break
+            for m in msgs:
+                ev = envelope_pb2.Event()
+                ev.ParseFromString(m.data)
+                if ev.aggregate_id in s.enrolments:
+                    count += 1
+                    ids.add(ev.id)
+                    seen.setdefault(ev.aggregate_id, []).append(ev.version)
+        assert count == recorded and len(ids) == recorded, (count, len(ids), faults)
+        for enrolment, got in seen.items():
+            assert got == list(range(1, len(got) + 1)), f"{enrolment}: out of order or missing"
+    finally:
+        await nc.close()
