@@ -145,7 +145,9 @@ class EventSettings(BaseModel):
     """The event backbone (docs/events.md)."""
 
     relay_batch: int = Field(2000, ge=1, le=20000, description="Outbox rows the relay publishes per round.")
-    relay_poll_ms: int = Field(20, ge=1, le=10000, description="Relay pause when the outbox is empty.")
+    relay_poll_ms: int = Field(
+        1000, ge=1, le=60000, description="Relay poll when idle (new rows wake it at once through NOTIFY)."
+    )
     outbox_retention_h: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
     max_batch: int = Field(1000, ge=1, le=10000, description="Learning events per API request.")
 

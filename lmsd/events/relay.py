@@ -240,14 +240,20 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
                 if stop.is_set():
                     return
             log.info("relay publishing (batch %d)", relay.batch)
-            await _loop(relay, settings, stop, beat)
+            wake = asyncio.Event()
+            await lock_conn.add_listener("lmsd_outbox", lambda *_: wake.set())
+            await _loop(relay, settings, stop, beat, wake)
     finally:
         with contextlib.suppress(Exception):
             await nc.close()
         await pool.close()
 
 
-async def _loop(relay: Relay, settings: Settings, stop: asyncio.Event, beat: service.Heartbeat) -> None:
+async def _loop(
+    relay: Relay, settings: Settings, stop: asyncio.Event, beat: service.Heartbeat, wake: asyncio.Event
+) -> None:
+    """Publish while there is work; when idle, sleep until the outbox trigger's NOTIFY (or the
+    poll interval, in case a notification was missed); after failures, back off."""
     idle_s = settings.events.relay_poll_ms / 1000
     backoff = 0.0
     last_prune = 0.0
@@ -270,10 +276,15 @@ async def _loop(relay: Relay, settings: Settings, stop: asyncio.Event, beat: ser
             last_prune = loop.time()
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await relay.prune(settings.events.outbox_retention_h)
-        wait = backoff or (idle_s if not sent else 0)
-        if wait:
+        if backoff:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+                await asyncio.wait_for(stop.wait(), backoff)
+        elif not sent:
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(waiters, timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        wake.clear()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,12 @@ TABLES = [
 def upgrade() -> None:
     for statement in SCHEMA.split(";")[:-1]:
         op.execute(statement)
+    # wake the relay when rows arrive (it also polls, slowly, in case a notification is missed)
+    op.execute(
+        "CREATE FUNCTION lmsd_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_notify('lmsd_outbox', ''); RETURN NULL; END $$"
+    )
+    op.execute("CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION lmsd_outbox_notify()")
     distribute(TABLES)
 
 
@@ -136,3 +142,4 @@ def downgrade() -> None:
     op.execute("DROP SCHEMA IF EXISTS lmsd_replay CASCADE")
     for table in reversed(TABLES):
         op.execute(f"DROP TABLE {table}")
+    op.execute("DROP FUNCTION lmsd_outbox_notify()")
