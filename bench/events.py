@@ -90,7 +90,7 @@ def batches(s: learning.Setup, size: int, start: int) -> Any:
 
 
 async def applied(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT coalesce(max(applied), 0) FROM event_consumers WHERE name = 'progress'") or 0)
+    return int(await conn.fetchval("SELECT coalesce(max(applied), 0) FROM event_consumers WHERE name = 'learning'") or 0)
 
 
 async def wait_applied(conn: asyncpg.Connection, target: int, timeout: float = 900) -> float:
@@ -164,7 +164,7 @@ async def lag(campus: Campus, s: learning.Setup, conn: asyncpg.Connection, rate:
                   percentile_cont(0.99) WITHIN GROUP (ORDER BY l) AS p99, max(l) AS worst, count(*) AS n
            FROM (SELECT EXTRACT(EPOCH FROM a.applied_at - o.created_at) * 1000 AS l
                  FROM outbox o JOIN consumer_applied a ON a.campus_id = o.campus_id AND a.event_id = o.id
-                 WHERE a.consumer = 'progress' AND o.seq > $1 AND o.aggregate = 'enrolment') x""",
+                 WHERE a.consumer = 'learning' AND o.seq > $1 AND o.aggregate = 'enrolment') x""",
         first_seq,
     )
     assert row is not None

@@ -82,7 +82,7 @@ def dlq_drop(ctx: typer.Context, seq: Annotated[int, typer.Argument(help="Dead-l
 @app.command("replay")
 def replay(
     ctx: typer.Context,
-    projection: Annotated[str, typer.Option("--projection", help="progress, gradebook or xapi.")],
+    projection: Annotated[str, typer.Option("--projection", help="progress, gradebook, xapi, or learning (all three).")],
     from_start: Annotated[bool, typer.Option("--from-start", help="Ignore the snapshot; read the whole stream.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:

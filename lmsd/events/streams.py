@@ -87,9 +87,9 @@ class ConsumerSpec:
 
 
 CONSUMERS: tuple[ConsumerSpec, ...] = (
-    ConsumerSpec("progress", LEARNING_SUBJECTS, "Learning progress projection (progress, lesson_progress)."),
-    ConsumerSpec("gradebook", LEARNING_SUBJECTS, "Gradebook projection (grades)."),
-    ConsumerSpec("xapi", LEARNING_SUBJECTS, "xAPI statements projection (xapi_statements)."),
+    # One consumer applies all learning projections in one transaction per batch: each event is
+    # fetched, decoded, claimed and acknowledged once, and the read models never disagree.
+    ConsumerSpec("learning", LEARNING_SUBJECTS, "Learning projections: progress, gradebook, xAPI statements."),
 )
 
 

@@ -281,9 +281,27 @@ class XapiProjection:
         return []
 
 
+class Together:
+    """Several projections applied as one: same batch, same transaction."""
+
+    def __init__(self, name: str, parts: list[Projection]) -> None:
+        self.name = name
+        self.parts = parts
+        self.tables: tuple[str, ...] = tuple(t for p in parts for t in p.tables)
+
+    async def apply(self, conn: asyncpg.Connection, events: list[Delivered], *, live: bool) -> list[NewEvent]:
+        follow_ups: list[NewEvent] = []
+        for part in self.parts:
+            follow_ups += await part.apply(conn, events, live=live)
+        return follow_ups
+
+
+# projection -> the durable consumer that keeps it live (lmsd.events.streams.CONSUMERS)
+CONSUMER_OF = {"progress": "learning", "gradebook": "learning", "xapi": "learning", "learning": "learning"}
+
+
 def projections(base_url: str) -> dict[str, Projection]:
-    return {
-        "progress": ProgressProjection(),
-        "gradebook": GradebookProjection(),
-        "xapi": XapiProjection(base_url),
-    }
+    parts: list[Projection] = [ProgressProjection(), GradebookProjection(), XapiProjection(base_url)]
+    found: dict[str, Projection] = {p.name: p for p in parts}
+    found["learning"] = Together("learning", parts)
+    return found

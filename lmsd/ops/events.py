@@ -22,7 +22,7 @@ from lmsd.events import relay
 from lmsd.events.consumers import Delivered, Projection, apply_batch
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import CONSUMERS, DLQ_STREAM, EVENTS_STREAM, LEARNING_SUBJECTS
-from lmsd.learning.projections import projections
+from lmsd.learning.projections import CONSUMER_OF, projections
 from lmsd.runtime import nats as nats_rt
 from lmsd.runtime.postgres import app_dsn
 from lmsd.settings import Settings
@@ -241,8 +241,9 @@ async def replay(
                     f"{REPLAY_SCHEMA}.{table} EXCEPT ALL SELECT * FROM public.{table}) b)"
                 )
             )
-        info = await js.consumer_info(EVENTS_STREAM, name)
-        live_seq = int(await conn.fetchval("SELECT last_stream_seq FROM event_consumers WHERE name = $1", name) or 0)
+        consumer = CONSUMER_OF[name]
+        info = await js.consumer_info(EVENTS_STREAM, consumer)
+        live_seq = int(await conn.fetchval("SELECT last_stream_seq FROM event_consumers WHERE name = $1", consumer) or 0)
     return ReplayReport(
         projection=name, from_seq=start, to_seq=end, events=events,
         snapshot_seq=int(snap["stream_seq"]) if snap is not None else None,

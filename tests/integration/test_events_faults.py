@@ -132,7 +132,7 @@ async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Camp
         assert {r["enrolment_id"]: r["events"] for r in progress} == by_version  # each event counted once
         statements = await conn.fetchval("SELECT count(*) FROM xapi_statements s JOIN enrolments e ON s.statement->'context'->>'registration' = e.id::text WHERE e.id = ANY($1::uuid[])", enrolments)
         assert statements == recorded
-        for consumer in ("progress", "gradebook", "xapi"):
+        for consumer in ("learning",):
             applied = await conn.fetchval(
                 "SELECT count(*) FROM consumer_applied a JOIN outbox o ON o.campus_id = a.campus_id AND o.id = a.event_id "
                 "WHERE a.consumer = $1 AND o.aggregate_id = ANY($2::uuid[])",

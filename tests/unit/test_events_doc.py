@@ -27,3 +27,5 @@ def test_every_stream_and_consumer_is_documented() -> None:
         assert f"`{stream.name}`" in DOC
     for consumer in CONSUMERS:
         assert f"| `{consumer.name}` |" in DOC
+    for projection in ("progress", "gradebook", "xapi"):
+        assert f"`{projection}` (table" in DOC
