@@ -36,8 +36,13 @@ from nats.js.api import StorageType, StreamConfig
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lmsd import credentials  # noqa: E402
 from lmsd.contracts.v1 import envelope_pb2, learning_pb2  # noqa: E402
+from lmsd.identity.tokens import TokenIssuer  # noqa: E402
+from lmsd.policy import Identity  # noqa: E402
+from lmsd.settings import load_settings  # noqa: E402
 from tests import learning  # noqa: E402
+from tests.api import Person  # noqa: E402
 from tests.support import Campus, app_dsn, nats_connect, new_campus  # noqa: E402
 
 
@@ -172,9 +177,27 @@ async def lag(campus: Campus, s: learning.Setup, conn: asyncpg.Connection, rate:
             "max_ms": float(row["worst"]), "measured": int(row["n"])}
 
 
+async def more_learners(campus: Campus, c: httpx.AsyncClient, s: learning.Setup, count: int) -> None:
+    """Learners beyond the gateway's sign-in budget: created and enrolled by the admin through the
+    API, their access tokens issued with the campus key (as `lmsd dev seed` users are)."""
+    settings = load_settings(campus.data_dir)
+    issuer = TokenIssuer(credentials.load(campus.data_dir), issuer=settings.portal_url.rstrip("/"))
+    for n in range(count):
+        email = f"bench-{n}-{uuid.uuid4().hex[:6]}@a.example"
+        r = await c.post("/api/v1/users", headers=s.admin.h, json={"email": email, "display_name": f"Bench {n}", "role": "learner", "password": learning.PASSWORD})
+        assert r.status_code == 201, r.text
+        user = r.json()
+        r = await c.post(f"/api/v1/courses/{s.course['id']}/enrolments", headers=s.admin.h, json={"user_id": user["id"]})
+        assert r.status_code == 201, r.text
+        token = issuer.issue(Identity(uuid.UUID(user["id"]), uuid.UUID(settings.campus.id), email, f"Bench {n}", "learner"))
+        s.learners.append(Person(user["id"], email, token, "learner"))
+        s.enrolments.append(r.json()["id"])
+
+
 async def run(campus: Campus, args: argparse.Namespace) -> dict[str, Any]:
     async with learning.client(campus) as c:
-        s = await learning.setup(c, learners=args.learners)
+        s = await learning.setup(c, learners=min(args.learners, 10))
+        await more_learners(campus, c, s, args.learners - len(s.learners))
     raw = await raw_publish(campus, args.events)
     print(f"raw nats-py JetStream publish: {raw:,.0f} msgs/s", flush=True)
     conn = await asyncpg.connect(app_dsn(campus))
@@ -193,7 +216,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--learners", type=int, default=40)
+    parser.add_argument("--learners", type=int, default=100)
     parser.add_argument("--lag-seconds", type=float, default=20.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -144,7 +144,7 @@ class NatsSettings(BaseModel):
 class EventSettings(BaseModel):
     """The event backbone (docs/events.md)."""
 
-    relay_batch: int = Field(2000, ge=1, le=20000, description="Outbox rows the relay publishes per round.")
+    relay_batch: int = Field(10000, ge=1, le=100000, description="Outbox rows the relay publishes per round.")
     relay_poll_ms: int = Field(
         1000, ge=1, le=60000, description="Relay poll when idle (new rows wake it at once through NOTIFY)."
     )

@@ -40,13 +40,9 @@ log = logging.getLogger("lmsd.events.relay")
 LOCK_KEY = 0x6C6D7364_0001  # pg advisory lock: one relay per database
 WRONG_LAST_SEQUENCE = 10071
 
-# The oldest unsent rows, at most $2 per aggregate, so that one busy aggregate (published in
-# order, one at a time) does not crowd out the others (published concurrently).
 _UNSENT = """
-SELECT campus_id, seq, id, subject, aggregate, aggregate_id, version, payload FROM (
-  SELECT o.*, row_number() OVER (PARTITION BY campus_id, aggregate, aggregate_id ORDER BY version) AS rn
-  FROM (SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1) o
-) x WHERE rn <= $2 ORDER BY seq
+SELECT campus_id, seq, id, subject, aggregate, aggregate_id, version, payload
+FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1
 """
 _PUBLISHED_STATE = """
 SELECT a.campus_id, a.aggregate, a.aggregate_id, a.published_version, a.published_seq
@@ -80,20 +76,16 @@ class Outcome:
 
 
 class Relay:
-    def __init__(
-        self, pool: asyncpg.Pool, js: JetStreamContext, batch: int = 2000, per_aggregate: int = 100, timeout_s: float = 5.0
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, batch: int = 10000, timeout_s: float = 5.0) -> None:
         self.pool = pool
         self.js = js
         self.batch = batch
-        self.per_aggregate = per_aggregate
         self.timeout_s = timeout_s
 
     async def run_once(self) -> tuple[int, int]:
         """Publish one round. Returns (published, failed)."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_UNSENT, self.batch * 10, self.per_aggregate)
-            rows = rows[: self.batch]
+            rows = await conn.fetch(_UNSENT, self.batch)
             if not rows:
                 return 0, 0
             chains: dict[Key, list[asyncpg.Record]] = defaultdict(list)
