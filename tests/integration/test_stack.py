@@ -53,10 +53,15 @@ def test_install_gives_a_healthy_campus_behind_the_gateway(campus: Campus) -> No
     assert code == 0, report
     assert report["healthy"] is True
     names = [row["name"] for row in report["components"]]
-    assert names == ["postgres", "nats", "api-0", "api-1", "gateway"]
+    assert names == ["postgres", "nats", "api-0", "api-1", "relay", "worker", "gateway"]
     for row in report["components"]:
         assert row["ok"] and row["pid"] and row["version"], row
-        assert row["latency_ms"] > 0
+        if row["name"] in ("relay", "worker"):  # probed through their heartbeat file
+            assert row["detail"].startswith(("published", "consuming")), row
+        else:
+            assert row["latency_ms"] > 0
+    assert report["events"]["relay"]["backlog"] >= 0 and report["events"]["dead_letters"] == 0
+    assert [c["name"] for c in report["events"]["consumers"]] == ["learning"]
     assert component(report, "postgres")["version"].startswith("16")
     assert "JetStream: 2 streams" in component(report, "nats")["detail"]
 
