@@ -150,6 +150,12 @@ class EventSettings(BaseModel):
     )
     outbox_retention_h: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
     max_batch: int = Field(1000, ge=1, le=10000, description="Learning events per API request.")
+    xapi_lrs_url: str = Field(
+        "", pattern=r"^(https?://[^\s]+)?$", description="Forward xAPI statements to this LRS endpoint (…/xapi/); empty: off."
+    )
+    xapi_lrs_credentials_file: str = Field(
+        "", description="File (mode 0600) holding the LRS's `key:secret` for HTTP Basic auth; empty: none."
+    )
 
 
 class RuntimeSettings(BaseModel):

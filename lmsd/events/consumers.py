@@ -27,6 +27,17 @@ from lmsd.events.streams import EVENTS_STREAM, ConsumerSpec
 log = logging.getLogger("lmsd.events.consumers")
 
 
+class ApplyFailed(Exception):
+    """This event cannot be applied (retried, then dead-lettered)."""
+
+
+class Unavailable(Exception):
+    """Something the projection needs is away (an external LRS): retry later, never dead-letter."""
+
+
+POISON = (asyncpg.PostgresError, ValueError, KeyError, ApplyFailed)
+
+
 @dataclass(frozen=True)
 class Delivered:
     event: Event
@@ -116,10 +127,12 @@ class ConsumerRunner:
                 continue
             try:
                 await self.handle(msgs)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                # the database is away: leave the batch unacknowledged; it comes back after ack_wait
-                log.warning("%s: database unavailable: %s", self.spec.name, exc)
-                await asyncio.sleep(1)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as exc:
+                # the database (or an external service) is away: leave the batch unacknowledged;
+                # it comes back after ack_wait
+                log.warning("%s: unavailable, retrying: %s", self.spec.name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2)
 
     async def handle(self, msgs: list[Msg]) -> None:
         good: list[tuple[Delivered, Msg]] = []
@@ -134,7 +147,11 @@ class ConsumerRunner:
         async with self.pool.acquire() as conn:
             try:
                 await apply_batch(conn, self.projection, [d for d, _ in good])
-            except (asyncpg.PostgresError, ValueError, KeyError) as exc:
+            except Unavailable:
+                for _, msg in good:  # back soon, not after ack_wait
+                    await msg.nak(delay=2.0)
+                raise
+            except POISON as exc:
                 log.warning("%s: batch failed (%s); applying one by one", self.spec.name, exc)
                 await self._one_by_one(conn, good)
                 return
@@ -145,7 +162,7 @@ class ConsumerRunner:
         for delivered, msg in good:
             try:
                 await apply_batch(conn, self.projection, [delivered])
-            except (asyncpg.PostgresError, ValueError, KeyError) as exc:
+            except POISON as exc:
                 if msg.metadata.num_delivered >= self.spec.max_attempts:
                     await dead_letter(self.js, self.spec.name, msg, f"{type(exc).__name__}: {exc}")
                     await msg.ack()

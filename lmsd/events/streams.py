@@ -72,6 +72,7 @@ class ConsumerSpec:
     max_attempts: int = 5  # deliveries before a message goes to the dead-letter stream
     ack_wait_s: float = 10.0
     batch: int = 500
+    redeliver_forever: bool = False  # for an external sink: an outage must not exhaust deliveries
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -80,7 +81,8 @@ class ConsumerSpec:
             deliver_policy=DeliverPolicy.ALL,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
-            max_deliver=self.max_attempts + 1,  # the worker dead-letters at max_attempts
+            # the worker dead-letters at max_attempts
+            max_deliver=-1 if self.redeliver_forever else self.max_attempts + 1,
             max_ack_pending=4 * self.batch,
             filter_subjects=list(self.filter_subjects),
         )
@@ -93,14 +95,25 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 )
 
 
+# Created when the campus forwards xAPI statements to an external LRS (events.xapi_lrs_url).
+XAPI_FORWARD = ConsumerSpec(
+    "xapi-forward", LEARNING_SUBJECTS, "Forwards xAPI statements to the configured external LRS.", batch=200,
+    ack_wait_s=30.0, redeliver_forever=True,
+)
+
+
+def consumers_for(lrs_enabled: bool) -> tuple[ConsumerSpec, ...]:
+    return (*CONSUMERS, XAPI_FORWARD) if lrs_enabled else CONSUMERS
+
+
 def consumer_spec(name: str) -> ConsumerSpec:
-    for spec in CONSUMERS:
+    for spec in (*CONSUMERS, XAPI_FORWARD):
         if spec.name == name:
             return spec
     raise KeyError(name)
 
 
-async def ensure_streams(nc: NATS) -> list[tuple[str, str]]:
+async def ensure_streams(nc: NATS, lrs_enabled: bool = False) -> list[tuple[str, str]]:
     """Create missing streams and consumers and update changed ones. Returns (name, action) pairs."""
     js = nc.jetstream()
     actions: list[tuple[str, str]] = []
@@ -122,7 +135,7 @@ async def ensure_streams(nc: NATS) -> list[tuple[str, str]]:
             actions.append((spec.name, "updated"))
         else:
             actions.append((spec.name, "unchanged"))
-    for consumer in CONSUMERS:
+    for consumer in consumers_for(lrs_enabled):
         wanted_c = consumer.config()
         try:
             current_c = (await js.consumer_info(EVENTS_STREAM, consumer.name)).config

@@ -12,21 +12,32 @@ import contextlib
 from lmsd.credentials import Secrets
 from lmsd.events import service
 from lmsd.events.consumers import ConsumerRunner
-from lmsd.events.streams import CONSUMERS
+from lmsd.events.streams import EVENTS_STREAM, XAPI_FORWARD, consumers_for
+from lmsd.learning.forwarder import XapiForwarder
 from lmsd.learning.projections import projections
 from lmsd.settings import Settings
 
 
 async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
-    pool = await service.pg_pool(settings, secrets, size=len(CONSUMERS) + 1)
+    lrs = settings.events.xapi_lrs_url
+    specs = consumers_for(bool(lrs))
+    pool = await service.pg_pool(settings, secrets, size=len(specs) + 1)
     nc = await service.nats_service(settings, secrets, "lmsd-worker")
     js = nc.jetstream()
     found = projections(settings.portal_url)
-    runners = [ConsumerRunner(js, pool, spec, found[spec.name]) for spec in CONSUMERS]
-    beat.detail = "consuming: " + ", ".join(spec.name for spec in CONSUMERS)
+    forwarder = None
+    if lrs:
+        # configured after install: make sure its durable consumer exists (idempotent)
+        await js.add_consumer(EVENTS_STREAM, XAPI_FORWARD.config())
+        forwarder = XapiForwarder(settings.portal_url, lrs, settings.events.xapi_lrs_credentials_file)
+        found[XAPI_FORWARD.name] = forwarder
+    runners = [ConsumerRunner(js, pool, spec, found[spec.name]) for spec in specs]
+    beat.detail = "consuming: " + ", ".join(spec.name for spec in specs)
     try:
         await asyncio.gather(*(r.run(stop) for r in runners))
     finally:
+        if forwarder is not None:
+            await forwarder.close()
         with contextlib.suppress(Exception):
             await nc.close()
         await pool.close()

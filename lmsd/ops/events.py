@@ -21,7 +21,7 @@ from lmsd.errors import Invalid, NotFound, OperationFailed
 from lmsd.events import relay
 from lmsd.events.consumers import Delivered, Projection, apply_batch
 from lmsd.events.envelope import Undecodable, decode
-from lmsd.events.streams import CONSUMERS, DLQ_STREAM, EVENTS_STREAM, LEARNING_SUBJECTS
+from lmsd.events.streams import DLQ_STREAM, EVENTS_STREAM, LEARNING_SUBJECTS, consumers_for
 from lmsd.learning.projections import CONSUMER_OF, projections
 from lmsd.runtime import nats as nats_rt
 from lmsd.runtime.postgres import app_dsn
@@ -57,7 +57,7 @@ async def summary(settings: Settings, secrets: Secrets) -> dict[str, Any]:
         out: dict[str, Any] = {"relay": await relay.backlog(conn)}
         applied = {r["name"]: r for r in await conn.fetch("SELECT * FROM event_consumers")}
         consumers = []
-        for spec in CONSUMERS:
+        for spec in consumers_for(bool(settings.events.xapi_lrs_url)):
             try:
                 info = await js.consumer_info(EVENTS_STREAM, spec.name)
                 pending, unacked, redelivered = info.num_pending or 0, info.num_ack_pending or 0, info.num_redelivered or 0
@@ -137,6 +137,12 @@ async def replay_dead_letters(settings: Settings, secrets: Secrets, seqs: list[i
     """Apply dead letters again through their consumer's projection (idempotent); the ones that
     now apply leave the dead-letter stream. Returns (seq, outcome) pairs."""
     found = projections(settings.portal_url)
+    if settings.events.xapi_lrs_url:
+        from lmsd.learning.forwarder import XapiForwarder
+
+        found["xapi-forward"] = XapiForwarder(
+            settings.portal_url, settings.events.xapi_lrs_url, settings.events.xapi_lrs_credentials_file
+        )
     results = []
     async with connections(settings, secrets) as (conn, nc):
         js = nc.jetstream()

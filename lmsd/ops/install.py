@@ -66,7 +66,7 @@ async def initialise_bus(settings: Settings, secrets: Secrets) -> list[tuple[str
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         raise OperationFailed(f"cannot reach NATS to create streams: {exc}") from None
     try:
-        return await ensure_streams(nc)
+        return await ensure_streams(nc, lrs_enabled=bool(settings.events.xapi_lrs_url))
     finally:
         await nc.close()
 
