@@ -2,7 +2,7 @@
 reverse proxy, (c) through lmsd-gateway with JWT verification and rate limiting on.
 
 Run: .venv/bin/python bench/gateway.py [--duration 10] [--connections 64] [--rate-connections 8]
-                                       [--delay-ms 4] [--no-api]
+                                       [--delay-ms 4] [--rounds 3] [--workers N] [--no-api]
 
 Everything runs on loopback, side by side in one run, with the same load tool (wrk) and the same
 request (it always carries a real signed access token; only (c) checks it):
@@ -12,6 +12,10 @@ request (it always carries a real signed access token; only (c) checks it):
 
 Two wrk runs per target: a saturating one (--connections, req/s) and a fixed-pace one below
 saturation (--rate-connections connections, each waiting --delay-ms between requests, p50/p99).
+With --rounds R the three targets are measured R times, interleaved (a b c a b c …), and each
+figure is the median of its R values, so that load from other jobs on a shared machine hits all
+targets alike. nginx gets --workers worker processes and lmsd-gateway as many serving threads
+(default: one per CPU for both). The load average is printed before and after.
 nginx and wrk come from Debian (installed with apt-get when missing); nothing else is fetched.
 """
 
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,7 +137,7 @@ def measure(url: str, script: Path, token: str, args: argparse.Namespace) -> Res
     )
 
 
-def gateway_env(listen: int, upstream: str, issuer: str, jwks_url: str) -> dict[str, str]:
+def gateway_env(listen: int, upstream: str, issuer: str, jwks_url: str, workers: int) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
         "LMSD_GATEWAY_LISTEN": f"127.0.0.1:{listen}",
@@ -142,6 +147,7 @@ def gateway_env(listen: int, upstream: str, issuer: str, jwks_url: str) -> dict[
         # Limits stay on (every request pays for the check) but cannot throttle the benchmark.
         "LMSD_GATEWAY_RATE_READ": "1000000/s:1000000",
         "LMSD_GATEWAY_RATE_WRITE": "1000000/s:1000000",
+        "LMSD_GATEWAY_THREADS": str(workers),  # as many as nginx has workers
         "LMSD_LOG": "info",
     }
 
@@ -190,7 +196,7 @@ def scenario_trivial(stack: ExitStack, work: Path, script: Path, args: argparse.
     location / {{ default_type application/json; return 200 '{{"ok":true}}'; }}
   }}"""
     start_nginx(stack, work, "upstream", upstream_block, "1")
-    start_nginx(stack, work, "proxy", nginx_proxy_block(nginx_port, f"127.0.0.1:{up}"), "auto")
+    start_nginx(stack, work, "proxy", nginx_proxy_block(nginx_port, f"127.0.0.1:{up}"), str(args.workers))
     issuer = "http://bench.test"
     now = int(time.time())
     token = jwt.encode(
@@ -198,7 +204,7 @@ def scenario_trivial(stack: ExitStack, work: Path, script: Path, args: argparse.
          "iat": now, "exp": now + 3600, "jti": uuid.uuid4().hex},
         key, algorithm="EdDSA", headers={"kid": "bench"},
     )
-    env = gateway_env(gw_port, f"http://127.0.0.1:{up}", issuer, f"http://127.0.0.1:{up}/api/v1/auth/jwks.json")
+    env = gateway_env(gw_port, f"http://127.0.0.1:{up}", issuer, f"http://127.0.0.1:{up}/api/v1/auth/jwks.json", args.workers)
     start_gateway(stack, env, work / "gateway-trivial.log")
     wait_http(f"http://127.0.0.1:{up}/")
     wait_http(f"http://127.0.0.1:{nginx_port}/")
@@ -223,9 +229,9 @@ def scenario_api(stack: ExitStack, work: Path, script: Path, args: argparse.Name
     worker = f"127.0.0.1:{campus.ports['api']}"  # worker 0: the one upstream all three reach
     base = free_port_block(2)
     nginx_port, gw_port = base, base + 1
-    start_nginx(stack, work, "proxy-api", nginx_proxy_block(nginx_port, worker), "auto")
+    start_nginx(stack, work, "proxy-api", nginx_proxy_block(nginx_port, worker), str(args.workers))
     issuer = campus.url  # the portal URL without a trailing slash
-    env = gateway_env(gw_port, f"http://{worker}", issuer, f"http://{worker}/api/v1/auth/jwks.json")
+    env = gateway_env(gw_port, f"http://{worker}", issuer, f"http://{worker}/api/v1/auth/jwks.json", args.workers)
     start_gateway(stack, env, work / "gateway-api.log")
     wait_http(f"http://127.0.0.1:{nginx_port}/healthz")
     path = "/api/v1/me"
@@ -238,11 +244,28 @@ def scenario_api(stack: ExitStack, work: Path, script: Path, args: argparse.Name
 
 
 def run_three(urls: dict[str, str], script: Path, token: str, args: argparse.Namespace) -> dict[str, Result]:
-    results = {}
+    runs: dict[str, list[Result]] = {name: [] for name in urls}
     for name, url in urls.items():
         print(f"  {name:13} {url}", flush=True)
-        results[name] = measure(url, script, token, args)
-    return results
+    for round_ in range(args.rounds):
+        for name, url in urls.items():
+            r = measure(url, script, token, args)
+            runs[name].append(r)
+            print(f"  round {round_ + 1}: {name:13} {r.rps:9,.0f} req/s  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms"
+                  f"  (load {load()})", flush=True)
+    return {
+        name: Result(
+            rps=statistics.median(r.rps for r in rs),
+            p50_ms=statistics.median(r.p50_ms for r in rs),
+            p99_ms=statistics.median(r.p99_ms for r in rs),
+            non2xx=sum(r.non2xx for r in rs),
+        )
+        for name, rs in runs.items()
+    }
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def report(title: str, results: dict[str, Result], args: argparse.Namespace) -> str:
@@ -251,7 +274,8 @@ def report(title: str, results: dict[str, Result], args: argparse.Namespace) -> 
         f"### {title}",
         "",
         f"Paced run: {args.rate_connections} connections, {args.delay_ms} ms apart"
-        f" (≤ {args.rate_connections * 1000 / args.delay_ms:,.0f} req/s).",
+        f" (≤ {args.rate_connections * 1000 / args.delay_ms:,.0f} req/s)."
+        f" Medians of {args.rounds} interleaved round(s); {args.workers} nginx workers / gateway threads.",
         "",
         f"| target | req/s ({args.connections} conns) | p50 ms (paced) | p99 ms (paced) | errors/non-2xx |",
         "|---|---:|---:|---:|---:|",
@@ -276,11 +300,15 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=int, default=4, help="pause between a paced connection's requests")
     parser.add_argument("--api-delay-ms", type=int, default=25,
                         help="the same for the real API, which saturates far earlier (one Python worker)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario (medians are reported)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="nginx proxy workers = lmsd-gateway serving threads")
     parser.add_argument("--no-api", action="store_true", help="skip the real-API scenario (no campus install)")
     args = parser.parse_args()
     ensure_tools()
     paced_rate = args.rate_connections * 1000 / args.delay_ms
-    print(f"{os.cpu_count()} CPUs; {args.duration}s per run; paced run ≈ {paced_rate:,.0f} req/s at most", flush=True)
+    print(f"{os.cpu_count()} CPUs; {args.duration}s per run; paced run ≈ {paced_rate:,.0f} req/s at most;"
+          f" load average {load()}", flush=True)
     out = []
     with tempfile.TemporaryDirectory(prefix="lmsd-gwbench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -295,6 +323,7 @@ def main() -> None:
             title = "Real API (`GET /api/v1/me`, one Python worker)"
             out.append(report(title, scenario_api(stack, work, script, api_args), api_args))
     print()
+    print(f"load average at the end: {load()}")
     print("\n".join(out))
 
 

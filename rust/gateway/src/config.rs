@@ -151,6 +151,24 @@ pub struct Config {
     #[arg(long, env = "LMSD_GATEWAY_RATE_MEDIA", default_value = "200/s:400")]
     pub rate_media: MaybeBudget,
 
+    /// NATS server (`nats://host:4222`) holding a rate budget shared by all gateway
+    /// replicas (JetStream key-value); unset: each process limits on its own.
+    #[arg(long, env = "LMSD_GATEWAY_SHARED_RATE_NATS_URL")]
+    pub shared_rate_nats_url: Option<String>,
+
+    /// JetStream key-value bucket of the shared rate budget (created when missing).
+    #[arg(
+        long,
+        env = "LMSD_GATEWAY_SHARED_RATE_BUCKET",
+        default_value = "lmsd_gateway_rate"
+    )]
+    pub shared_rate_bucket: String,
+
+    /// Milliseconds a gateway may spend permits taken from the shared budget
+    /// before asking NATS again (each take is what the rate yields in this time).
+    #[arg(long, env = "LMSD_GATEWAY_SHARED_RATE_LEASE_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub shared_rate_lease_ms: u64,
+
     /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDRs, comma-separated).
     #[arg(
         long = "trusted-proxy",

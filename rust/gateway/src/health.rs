@@ -3,11 +3,10 @@
 //! `/healthz` never touches upstreams; `/readyz` probes every upstream's
 //! `GET /healthz` concurrently and is ready when at least one answers 2xx.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use axum::{
     body::Body,
-    extract::State,
     http::{Method, Request, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -19,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::{
     config::Upstream,
     error::AppError,
-    proxy::{ClientInfo, HttpClient},
+    proxy::HttpClient,
     AppState, SERVICE_NAME, VERSION,
 };
 
@@ -56,7 +55,7 @@ struct UpstreamHealth {
 }
 
 /// `GET /readyz`: 200 if at least one upstream is healthy, else 503.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz(state: &AppState) -> Response {
     let upstreams = state.proxy().upstreams();
     let upstreams = upstreams.as_slice();
     let mut probes = JoinSet::new();
@@ -96,27 +95,36 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: Prometheus text format, for clients in `metrics_allow` only
 /// (others get 404, so the endpoint does not advertise itself).
-pub async fn metrics(State(state): State<AppState>, request: Request<Body>) -> Response {
-    let client = request
-        .extensions()
-        .get::<ClientInfo>()
-        .map(|info| info.client);
-    let allowed = client.is_some_and(|ip| {
-        state
-            .config()
-            .metrics_allow
-            .iter()
-            .any(|net| net.contains(ip))
-    });
+pub fn metrics(state: &AppState, client: IpAddr) -> Response {
+    let allowed = state
+        .config()
+        .metrics_allow
+        .iter()
+        .any(|net| net.contains(client));
     if !allowed {
         return AppError::NotFound.into_response();
+    }
+    let mut text = state.metrics().render();
+    if let Some(shared) = state.shared_limiter() {
+        use std::fmt::Write;
+        let _ = write!(
+            text,
+            "# HELP lmsd_gateway_shared_rate_up 1 while the rate budget shared through NATS is in use.\n\
+             # TYPE lmsd_gateway_shared_rate_up gauge\n\
+             lmsd_gateway_shared_rate_up {}\n\
+             # HELP lmsd_gateway_shared_rate_fallbacks_total Requests limited locally only because NATS was unavailable.\n\
+             # TYPE lmsd_gateway_shared_rate_fallbacks_total counter\n\
+             lmsd_gateway_shared_rate_fallbacks_total {}\n",
+            u8::from(shared.is_up()),
+            shared.fallbacks()
+        );
     }
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(),
+        text,
     )
         .into_response()
 }

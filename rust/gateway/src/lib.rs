@@ -6,19 +6,24 @@
 //! - [`config`]     — layered settings: defaults → TOML file → `LMSD_GATEWAY_*` → flags.
 //! - [`error`]      — `AppError`, the one error type, rendered as `application/problem+json`.
 //! - [`routes`]     — route classes (api, search, media, portal), auth need, rate class.
-//! - [`middleware`] — request id, access log + metrics, the auth/rate-limit gate.
+//! - [`middleware`] — the request pipeline: request id, classification, the
+//!   auth/rate-limit gate, dispatch, access log + metrics.
+//! - [`accesslog`]  — the access log, formatted by hand and buffered per thread.
 //! - [`auth`]       — JWT verification against the API's JWKS; identity headers.
 //! - [`ratelimit`]  — GCRA budgets per user or client IP, per rate class.
+//! - [`sharedrate`] — optional budget shared by replicas through NATS JetStream KV.
 //! - [`clientip`]   — client address behind trusted proxies.
 //! - [`proxy`]      — forwarding, failover, streaming, WebSocket tunnels.
+//! - [`upstream`]   — per-thread keep-alive connections to upstreams (hyper's `conn::http1`).
 //! - [`pool`]       — upstream pools: least connections / round robin, passive health.
 //! - [`media`]      — signed `/media/*` URLs served from disk or redirected to a CDN.
 //! - [`metrics`]    — Prometheus counters and the latency histogram.
 //! - [`health`]     — `/healthz`, `/readyz`, `/metrics`.
 //! - [`server`]     — the accept loop: header timeout, head size limit, draining shutdown.
-//! - this file      — `AppState`, router assembly ([`app`]) and [`run`].
+//! - this file      — `AppState` and [`run`].
 //!   `main.rs` only parses the config and wires logging and signals.
 
+pub mod accesslog;
 pub mod auth;
 pub mod clientip;
 pub mod config;
@@ -32,20 +37,16 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
+pub mod sharedrate;
+pub mod upstream;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{
-    extract::{Request, State},
-    response::Response,
-    routing::get,
-    Router,
-};
 use tokio::net::TcpListener;
 
 use crate::{
     auth::Authenticator, clientip::TrustedProxies, media::Media, metrics::Metrics,
-    ratelimit::Limiters, routes::Route, routes::RouteClass,
+    ratelimit::Limiters,
 };
 pub use crate::{config::Config, error::AppError};
 
@@ -66,6 +67,7 @@ struct StateInner {
     proxy: proxy::Proxy,
     auth: Authenticator,
     limiters: Limiters,
+    shared: Option<sharedrate::SharedLimiter>,
     media: Media,
     metrics: Metrics,
     trusted: TrustedProxies,
@@ -80,6 +82,7 @@ impl AppState {
         Ok(Self {
             inner: Arc::new(StateInner {
                 limiters: Limiters::new(&config),
+                shared: sharedrate::SharedLimiter::new(&config),
                 media: Media::new(&config)?,
                 metrics: Metrics::default(),
                 trusted: TrustedProxies::new(config.trusted_proxies.clone()),
@@ -110,6 +113,11 @@ impl AppState {
         &self.inner.limiters
     }
 
+    /// The rate budget shared with other replicas, when configured.
+    pub fn shared_limiter(&self) -> Option<&sharedrate::SharedLimiter> {
+        self.inner.shared.as_ref()
+    }
+
     /// Media signatures and files.
     pub fn media(&self) -> &Media {
         &self.inner.media
@@ -123,46 +131,6 @@ impl AppState {
     /// Proxies whose forwarding headers are believed.
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.inner.trusted
-    }
-}
-
-/// The gateway's router: health and metrics endpoints, everything else
-/// dispatched by route class.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .fallback(dispatch)
-        // Layers run outermost-last-added: request id, then observe, then gate.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::gate,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::observe,
-        ))
-        .layer(axum::middleware::from_fn(middleware::request_id))
-        .with_state(state)
-}
-
-/// Sends a request to the backend of its route class.
-async fn dispatch(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
-    let class = request
-        .extensions()
-        .get::<Route>()
-        .map_or(RouteClass::Portal, |r| r.class);
-    let proxy = state.proxy();
-    let metrics = state.metrics();
-    match class {
-        RouteClass::Media => state.media().serve(request).await,
-        RouteClass::Api => proxy.forward(&proxy.api, request, metrics).await,
-        RouteClass::Search => proxy.forward(&proxy.search, request, metrics).await,
-        // `/healthz`-like paths with other methods fall through here: the portal decides.
-        RouteClass::Portal | RouteClass::Internal => {
-            proxy.forward(&proxy.portal, request, metrics).await
-        }
     }
 }
 
@@ -188,6 +156,7 @@ pub async fn run(
         search = %list(&c.search_upstreams),
         balance = ?c.balance,
         limiters = ?state.limiters(),
+        shared_rate = ?state.shared_limiter(),
         media_dir = ?c.media_dir,
         request_timeout_secs = c.request_timeout_secs,
         max_body_bytes = c.max_body_bytes,
@@ -198,10 +167,18 @@ pub async fn run(
         max_header_bytes: usize::try_from(c.max_header_bytes).unwrap_or(usize::MAX),
         drain_timeout: Duration::from_secs(c.shutdown_timeout_secs),
     };
-    let background = [
+    let mut background = vec![
         tokio::spawn(refresh_keys(state.clone())),
         tokio::spawn(prune_limiters(state.clone())),
     ];
+    if state.shared_limiter().is_some() {
+        let state = state.clone();
+        background.push(tokio::spawn(async move {
+            if let Some(shared) = state.shared_limiter() {
+                shared.connect().await;
+            }
+        }));
+    }
     let threads = match c.threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -216,8 +193,8 @@ pub async fn run(
     let listener = listener.into_std()?;
     let mut workers = Vec::new();
     for index in 1..threads {
-        let listener = listener.try_clone()?;
-        let router = app(state.clone());
+        let listener = sibling_listener(&listener)?;
+        let state = state.clone();
         let mut stop = stop_rx.clone();
         let worker = std::thread::Builder::new()
             .name(format!("lmsd-gateway-{index}"))
@@ -230,7 +207,7 @@ pub async fn run(
                     let stopped = async move {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     };
-                    server::serve(listener, router, options, stopped).await;
+                    server::serve(listener, state, options, stopped).await;
                     Ok(())
                 })
             })?;
@@ -241,7 +218,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    server::serve(listener, app(state), options, stopping).await;
+    server::serve(listener, state.clone(), options, stopping).await;
     for task in background {
         task.abort();
     }
@@ -253,6 +230,43 @@ pub async fn run(
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The listening socket for another serving thread: a socket of its own on the
+/// same address when the original allows port sharing (`SO_REUSEPORT`, as
+/// `main` binds it), so that the kernel spreads new connections evenly over the
+/// threads; otherwise a clone of the shared socket (whichever thread wakes first
+/// accepts).
+fn sibling_listener(listener: &std::net::TcpListener) -> std::io::Result<std::net::TcpListener> {
+    #[cfg(unix)]
+    if socket2::SockRef::from(listener).reuse_port().unwrap_or(false) {
+        return reuse_port_listener(listener.local_addr()?);
+    }
+    listener.try_clone()
+}
+
+/// Listens on `addr` (port 0: any free port) with `SO_REUSEPORT`, so each serving
+/// thread of [`run`] can have a socket of its own. Fails like a plain bind when
+/// something already listens there: port sharing is only among our threads.
+pub fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let probe = std::net::TcpListener::bind(addr)?;
+    let addr = probe.local_addr()?;
+    drop(probe);
+    reuse_port_listener(addr)
+}
+
+/// A non-blocking listening socket on `addr` with `SO_REUSEADDR` and (on Unix)
+/// `SO_REUSEPORT`.
+fn reuse_port_listener(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Keeps the JWKS fresh so that removed keys stop verifying without a restart.
@@ -274,5 +288,8 @@ async fn prune_limiters(state: AppState) {
     loop {
         ticker.tick().await;
         state.limiters().prune();
+        if let Some(shared) = state.shared_limiter() {
+            shared.prune();
+        }
     }
 }

@@ -23,8 +23,9 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?
         .block_on(async {
             let shutdown = shutdown_signal()?;
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            // SO_REUSEPORT: every serving thread gets a socket of its own on this address.
+            let listener = lmsd_gateway::bind_listener(config.listen)
+                .and_then(tokio::net::TcpListener::from_std)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             lmsd_gateway::run(listener, config, shutdown).await
         })

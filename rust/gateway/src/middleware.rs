@@ -1,46 +1,67 @@
-//! Layers applied to every request, outermost first:
+//! The request pipeline: what every request goes through, in order, as one
+//! async function per request ([`handle`]) instead of a stack of tower layers
+//! (each layer boxed its future and cloned state per request).
 //!
-//! - [`request_id`]: keeps a well-formed incoming `X-Request-Id` or generates a
-//!   UUIDv4 one, forwards it upstream and returns it on the response.
-//! - [`observe`]: classifies the route (400 for paths that are not in normal
-//!   form), then writes the access log line and the metrics.
-//! - [`gate`]: resolves the client address, strips forged `X-Lmsd-*` headers,
-//!   verifies the access token, and spends the rate budget.
+//! 1. Request id: keeps a well-formed incoming `X-Request-Id` or generates a
+//!    UUIDv4 one, forwards it upstream and returns it on the response.
+//! 2. Classification ([`classify`]): 400 for paths that are not in normal form.
+//! 3. The gate: resolves the client address, strips forged `X-Lmsd-*`
+//!    headers, verifies the access token, spends the rate budget.
+//! 4. Dispatch: `/healthz`, `/readyz`, `/metrics` are answered here; media
+//!    from disk; everything else is proxied to its pool.
+//! 5. The access log line and the metrics, once the response head is ready.
 
-use std::{net::IpAddr, net::Ipv4Addr, net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    cell::Cell,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
-    http::{HeaderName, HeaderValue},
-    middleware::Next,
+    body::Body,
+    http::{header, HeaderName, HeaderValue, Method},
     response::{IntoResponse, Response},
 };
+use hyper::body::Incoming;
 use uuid::Uuid;
 
 use crate::{
+    accesslog,
     auth::{strip_identity_headers, token_from, Identity, X_LMSD_CLIENT_IP},
     error::AppError,
-    proxy::ClientInfo,
-    ratelimit::ClientKey,
+    health,
+    proxy::{ip_header, ClientInfo},
+    ratelimit::{Allowed, ClientKey},
     routes::{classify, AuthNeed, RateClass, Route, RouteClass},
     AppState,
 };
 
 /// The request-id header.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 
 /// Longest incoming request id that is kept as-is.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
-/// The request id of the current request, stored in request extensions.
+/// What the server knows about a connection, computed once per connection.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
+pub struct Peer {
+    /// The socket peer.
+    pub addr: SocketAddr,
+    /// Its IP as a header value (`X-Lmsd-Client-Ip`, `X-Forwarded-For`).
+    pub ip_header: HeaderValue,
+}
 
-/// Who made a request, attached to the response for the access log.
-#[derive(Debug, Clone)]
-struct AccessInfo {
-    client: IpAddr,
-    user: Option<Uuid>,
+impl Peer {
+    /// Connection facts for a client connected from `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            ip_header: ip_header(addr.ip()),
+        }
+    }
 }
 
 /// An incoming id is kept when it is 1..=128 visible ASCII characters.
@@ -51,90 +72,113 @@ fn is_acceptable_request_id(value: &HeaderValue) -> bool {
         && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
+/// A random (version 4) UUID from a per-thread generator seeded by the OS, so
+/// that ids cost no system call. Request ids are labels, not secrets.
 fn new_request_id() -> HeaderValue {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    // wyrand: two 64-bit outputs per id.
+    let next = || {
+        STATE.with(|state| {
+            let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+            state.set(s);
+            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) ^ t) as u64
+        })
+    };
+    let bytes = (u128::from(next()) << 64 | u128::from(next())).to_le_bytes();
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = Uuid::encode_buffer();
-    let id = Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    let id = uuid.hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 
-/// Ensures every request has an `X-Request-Id` and echoes it on the response.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .filter(|value| is_acceptable_request_id(value))
-        .cloned()
-        .unwrap_or_else(new_request_id);
-    request
-        .headers_mut()
-        .insert(X_REQUEST_ID.clone(), id.clone());
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(X_REQUEST_ID.clone(), id);
-    response
+/// Who made a request, for the access log.
+#[derive(Debug, Clone, Copy, Default)]
+struct Access {
+    client: Option<IpAddr>,
+    user: Option<Uuid>,
 }
 
-/// Classifies the request, then logs one line and records metrics once the
-/// response head is ready. Only the path is logged, never the query string
-/// (signed media URLs and the like carry secrets there).
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// Serves one request received on a connection from `peer`.
+pub async fn handle(state: AppState, peer: &Peer, mut request: hyper::Request<Incoming>) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.0.to_str().ok().map(str::to_owned))
-        .unwrap_or_default();
-    let (response, class) = match classify(&method, &path, &state.config().public_routes) {
-        Ok(route) => {
-            request.extensions_mut().insert(route);
-            (next.run(request).await, route.class)
+    let id = match request.headers().get(&X_REQUEST_ID) {
+        Some(value) if is_acceptable_request_id(value) => value.clone(),
+        _ => {
+            let id = new_request_id();
+            request.headers_mut().insert(X_REQUEST_ID.clone(), id.clone());
+            id
         }
-        Err(err) => (err.into_response(), RouteClass::Portal),
+    };
+    let log = accesslog::enabled();
+    // Cheap clones (shared bytes), kept for the log line after the request moved on.
+    let logged = log.then(|| (request.method().clone(), request.uri().clone()));
+    let route = classify(
+        request.method(),
+        request.uri().path(),
+        &state.config().public_routes,
+    );
+    let (mut response, class, access) = match route {
+        Ok(route) => {
+            let (response, access) = gate(&state, route, peer, request).await;
+            (response, route.class, access)
+        }
+        Err(err) => (err.into_response(), RouteClass::Portal, Access::default()),
     };
     let latency = started.elapsed();
     let status = response.status().as_u16();
     state.metrics().observe(class, status, latency);
-    let access = response.extensions().get::<AccessInfo>();
-    tracing::info!(
-        target: "lmsd_gateway::access",
-        %method,
-        %path,
-        status,
-        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
-        route = class.as_str(),
-        client = %access.map_or(String::new(), |a| a.client.to_string()),
-        user = %access.and_then(|a| a.user).map_or(String::new(), |u| u.to_string()),
-        %request_id,
-        "request"
-    );
+    if let Some((method, uri)) = &logged {
+        accesslog::log(&accesslog::Entry {
+            method,
+            path: uri.path(),
+            status,
+            latency,
+            route: class.as_str(),
+            client: access.client,
+            user: access.user,
+            request_id: id.to_str().unwrap_or_default(),
+        });
+    }
+    response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     response
 }
 
-/// Authentication and rate limiting for classified requests.
-pub async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Some(route) = request.extensions().get::<Route>().copied() else {
-        return AppError::BadRequest("unclassified request").into_response();
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+/// Authentication and rate limiting for a classified request, then dispatch.
+async fn gate(
+    state: &AppState,
+    route: Route,
+    peer: &Peer,
+    mut request: hyper::Request<Incoming>,
+) -> (Response, Access) {
+    let peer_ip = peer.addr.ip();
     let trusted = state.trusted_proxies();
-    let client = trusted.client_ip(peer, request.headers());
-    let info = ClientInfo {
-        peer,
-        client,
-        trusted_peer: trusted.trusts(peer),
+    let trusted_peer = trusted.trusts(peer_ip);
+    let client = if trusted_peer {
+        trusted.client_ip(peer_ip, request.headers())
+    } else {
+        peer_ip
     };
-    request.extensions_mut().insert(info);
+    let info = ClientInfo {
+        peer: peer_ip,
+        client,
+        trusted_peer,
+    };
+    let mut access = Access {
+        client: Some(client),
+        user: None,
+    };
 
     let headers = request.headers_mut();
     strip_identity_headers(headers);
-    if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
-        headers.insert(X_LMSD_CLIENT_IP.clone(), value);
-    }
+    let client_header = if client == peer_ip {
+        peer.ip_header.clone()
+    } else {
+        ip_header(client)
+    };
+    headers.insert(X_LMSD_CLIENT_IP.clone(), client_header);
 
     let mut identity: Option<Arc<Identity>> = None;
     if route.auth != AuthNeed::Skip {
@@ -144,14 +188,12 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
         };
         match (verified, route.auth) {
             (Some(Ok(id)), _) => identity = Some(id),
-            (Some(Err(err)), AuthNeed::Required) => return refuse(&state, route, client, err),
+            (Some(Err(err)), AuthNeed::Required) => {
+                return (refuse(state, route, client, err), access)
+            }
             (None, AuthNeed::Required) => {
-                return refuse(
-                    &state,
-                    route,
-                    client,
-                    AppError::Unauthorized("missing access token"),
-                )
+                let err = AppError::Unauthorized("missing access token");
+                return (refuse(state, route, client, err), access);
             }
             // Public route: a missing or stale token just means anonymous.
             _ => {}
@@ -159,30 +201,41 @@ pub async fn gate(State(state): State<AppState>, mut request: Request, next: Nex
     }
     if let Some(id) = &identity {
         id.apply(request.headers_mut());
+        access.user = Some(id.user_id);
     }
 
-    let mut allowed = None;
+    let mut allowed: Option<Allowed> = None;
     if let Some(class) = route.rate {
         let key = match (&identity, class) {
             (Some(id), c) if c != RateClass::Login => ClientKey::User(id.user_id),
             _ => ClientKey::Ip(client),
         };
-        match state.limiters().check(class, &key) {
+        let mut checked = state.limiters().check(class, &key);
+        if let (Ok(_), Some(shared)) = (&checked, state.shared_limiter()) {
+            // The local limiter first: a flood is refused without a NATS round trip.
+            if let Err(err) = shared.check(class, &key).await {
+                checked = Err(err);
+            }
+        }
+        match checked {
             Ok(a) => allowed = a,
             Err(err) => {
                 state.metrics().limited(class);
-                return with_access(err.into_response(), client, identity.as_deref());
+                return (err.into_response(), access);
             }
         }
     }
 
-    let mut response = next.run(request).await;
+    let mut response = match dispatch(state, route.class, info, peer, request).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
     if let Some(allowed) = allowed {
         let h = response.headers_mut();
-        h.insert("ratelimit-limit", allowed.limit.into());
-        h.insert("ratelimit-remaining", allowed.remaining.into());
+        h.insert(RATELIMIT_LIMIT.clone(), allowed.limit.into());
+        h.insert(RATELIMIT_REMAINING.clone(), allowed.remaining.into());
     }
-    with_access(response, client, identity.as_deref())
+    (response, access)
 }
 
 /// Answers 401 — unless the client's IP budget is spent, so that floods of bad
@@ -191,19 +244,83 @@ fn refuse(state: &AppState, route: Route, client: IpAddr, err: AppError) -> Resp
     if let Some(class) = route.rate {
         if let Err(limited) = state.limiters().check(class, &ClientKey::Ip(client)) {
             state.metrics().limited(class);
-            return with_access(limited.into_response(), client, None);
+            return limited.into_response();
         }
     }
     state.metrics().auth_failure();
-    with_access(err.into_response(), client, None)
+    err.into_response()
 }
 
-fn with_access(mut response: Response, client: IpAddr, identity: Option<&Identity>) -> Response {
-    response.extensions_mut().insert(AccessInfo {
-        client,
-        user: identity.map(|id| id.user_id),
-    });
-    response
+/// Sends a request to the backend of its route class.
+async fn dispatch(
+    state: &AppState,
+    class: RouteClass,
+    info: ClientInfo,
+    peer: &Peer,
+    request: hyper::Request<Incoming>,
+) -> Result<Response, AppError> {
+    let proxy = state.proxy();
+    let metrics = state.metrics();
+    let own = (info.peer == peer.addr.ip()).then_some(&peer.ip_header);
+    match class {
+        RouteClass::Media => state.media().serve(request.map(Body::new)).await,
+        RouteClass::Api => {
+            proxy
+                .forward(&proxy.api, request, Some(info), own, metrics)
+                .await
+        }
+        RouteClass::Search => {
+            proxy
+                .forward(&proxy.search, request, Some(info), own, metrics)
+                .await
+        }
+        // The raw path must be exactly the endpoint's (classification decodes it);
+        // anything else that classified as internal goes to the portal.
+        RouteClass::Internal => match internal(state, info, &request).await {
+            Some(response) => Ok(response),
+            None => {
+                proxy
+                    .forward(&proxy.portal, request, Some(info), own, metrics)
+                    .await
+            }
+        },
+        RouteClass::Portal => {
+            proxy
+                .forward(&proxy.portal, request, Some(info), own, metrics)
+                .await
+        }
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics` (GET and HEAD; other methods get 405).
+async fn internal(
+    state: &AppState,
+    info: ClientInfo,
+    request: &hyper::Request<Incoming>,
+) -> Option<Response> {
+    let path = request.uri().path();
+    if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return None;
+    }
+    let method = request.method();
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = AppError::MethodNotAllowed.into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        return Some(response);
+    }
+    let response = match path {
+        "/healthz" => health::healthz().await.into_response(),
+        "/readyz" => health::readyz(state).await,
+        _ => health::metrics(state, info.client),
+    };
+    Some(if method == Method::HEAD {
+        let (parts, _) = response.into_parts();
+        Response::from_parts(parts, Body::empty())
+    } else {
+        response
+    })
 }
 
 #[cfg(test)]

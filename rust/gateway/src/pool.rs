@@ -15,6 +15,7 @@ use std::{
     time::Duration,
 };
 
+use axum::http::HeaderValue;
 use tokio::time::Instant;
 
 use crate::config::{Balance, Upstream};
@@ -23,6 +24,8 @@ use crate::config::{Balance, Upstream};
 #[derive(Debug)]
 struct Member {
     upstream: Upstream,
+    /// `Host` sent to this upstream.
+    host_header: HeaderValue,
     in_flight: AtomicUsize,
     fails: AtomicU32,
     /// Milliseconds since the pool's epoch until which this member is out.
@@ -34,6 +37,8 @@ struct Member {
 pub struct Pool {
     /// Index into [`crate::metrics::POOLS`].
     pub id: usize,
+    /// Unique among all pools of the process (keys the per-thread connection cache).
+    uid: u64,
     members: Vec<Member>,
     balance: Balance,
     next: AtomicUsize,
@@ -67,12 +72,15 @@ impl Pool {
         max_fails: u32,
         fail_timeout: Duration,
     ) -> Arc<Self> {
+        static NEXT_UID: AtomicU64 = AtomicU64::new(1);
         Arc::new(Self {
             id,
+            uid: NEXT_UID.fetch_add(1, Relaxed),
             members: upstreams
                 .iter()
                 .map(|upstream| Member {
                     upstream: upstream.clone(),
+                    host_header: upstream.host_header(),
                     in_flight: AtomicUsize::new(0),
                     fails: AtomicU32::new(0),
                     down_until: AtomicU64::new(0),
@@ -104,6 +112,16 @@ impl Pool {
     /// The upstream at `index`.
     pub fn upstream(&self, index: usize) -> &Upstream {
         &self.members[index].upstream
+    }
+
+    /// The `Host` header for the upstream at `index`.
+    pub fn host_header(&self, index: usize) -> &HeaderValue {
+        &self.members[index].host_header
+    }
+
+    /// Process-unique id of this pool.
+    pub fn uid(&self) -> u64 {
+        self.uid
     }
 
     fn now_ms(&self) -> u64 {

@@ -6,9 +6,11 @@
 //! 2. Rewrite headers: drop hop-by-hop headers (except an upgrade handshake's),
 //!    drop `Host`, set `X-Forwarded-Host`/`-Proto`/`-For` (kept from the client
 //!    only when the peer is a trusted proxy).
-//! 3. Ask the pool for its candidates (balancing, passive health). Requests
-//!    without a body move on to the next candidate when connecting fails;
-//!    requests with a body make one attempt (their stream cannot be replayed).
+//! 3. Ask the pool for its candidates (balancing, passive health) and take a
+//!    connection to the first one from this thread's keep-alive connections
+//!    ([`crate::upstream`]), or open one. Requests without a body move on to
+//!    the next candidate when connecting fails; requests with a body make one
+//!    attempt (as documented; their stream is not replayed).
 //! 4. Stream the request body (capped at the limit, 413 when exceeded) and the
 //!    response body; server-sent events flow through as they are produced.
 //! 5. A `101 Switching Protocols` answer splices the two connections together.
@@ -27,8 +29,7 @@ use std::{
 
 use axum::{
     body::{Body, Bytes, HttpBody},
-    extract::Request,
-    http::{request::Parts, HeaderMap, StatusCode},
+    http::{header, uri::PathAndQuery, HeaderValue, StatusCode},
     response::Response,
 };
 use http_body_util::{LengthLimitError, Limited};
@@ -41,21 +42,21 @@ use tokio::time::{timeout_at, Instant};
 
 mod headers;
 
-pub(crate) use headers::strip_hop_by_hop;
-use headers::{declared_length, forwarded_headers, is_upgrade};
+pub(crate) use headers::{ip_header, strip_hop_by_hop};
+use headers::{declared_length, is_upgrade, rewrite_request_headers};
 
 use crate::{
     config::{Config, Upstream},
     error::{chain, AppError},
     metrics::{Metrics, UpstreamError},
     pool::{InFlight, Pool},
+    upstream::{self, Lease},
 };
 
 /// HTTP/1 client used to talk to upstreams (plain HTTP, pooled connections).
 pub type HttpClient = Client<HttpConnector, Body>;
 
-/// Time allowed to establish a TCP connection to one upstream before failing over.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::upstream::CONNECT_TIMEOUT;
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -96,8 +97,8 @@ pub struct Proxy {
 
 /// Outcome of one failed attempt against one upstream.
 enum AttemptError {
-    /// Could not connect: safe to try another upstream.
-    Connect,
+    /// Could not connect: safe to try another upstream with the (unsent) request.
+    Connect(Box<axum::http::Request<Body>>),
     /// Anything else: final.
     Fatal(AppError),
 }
@@ -133,9 +134,8 @@ impl Proxy {
         self.api.upstreams().cloned().collect()
     }
 
-    /// This thread's upstream client. Each serving thread runs its own
-    /// single-threaded runtime (see `server`), and a client per thread keeps
-    /// upstream connections, their tasks and their wake-ups on that thread.
+    /// This thread's pooled HTTP client, for the gateway's own requests (JWKS,
+    /// readiness probes). Proxied requests use [`crate::upstream`] instead.
     pub fn client(&self) -> HttpClient {
         thread_local! {
             static CLIENT: HttpClient = build_client();
@@ -144,17 +144,20 @@ impl Proxy {
     }
 
     /// Forwards `request` to an upstream of `pool` and returns its (streaming) response.
+    /// `client` is where the request came from (set by the gate); `peer_header` is the
+    /// peer address as a header value, if the caller has one at hand.
     pub async fn forward(
         &self,
         pool: &Arc<Pool>,
-        request: Request,
+        request: hyper::Request<Incoming>,
+        client: Option<ClientInfo>,
+        peer_header: Option<&HeaderValue>,
         metrics: &Metrics,
     ) -> Result<Response, AppError> {
         if pool.is_empty() {
             return Err(AppError::NotFound);
         }
         let deadline = Instant::now() + self.request_timeout;
-        let info = request.extensions().get::<ClientInfo>().copied();
         let (mut parts, body) = request.into_parts();
 
         if declared_length(&parts.headers).is_some_and(|len| len > self.max_body_bytes) {
@@ -167,95 +170,145 @@ impl Proxy {
         } else {
             None
         };
-        let headers = forwarded_headers(&parts, info, on_upgrade.is_some());
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        rewrite_request_headers(
+            &mut parts.headers,
+            &parts.uri,
+            client,
+            on_upgrade.is_some(),
+            peer_header,
+        );
+        let root = PathAndQuery::from_static("/");
+        let path_and_query = parts.uri.path_and_query().unwrap_or(&root);
         let candidates = pool.candidates();
         let bodyless = body.is_end_stream() || body.size_hint().exact() == Some(0);
+        let body = if bodyless {
+            Body::empty()
+        } else {
+            let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+            Body::new(Limited::new(body, limit))
+        };
+        // The request is built once; a failed connect does not consume it.
+        let mut request = axum::http::Request::new(body);
+        *request.method_mut() = parts.method;
+        *request.headers_mut() = parts.headers;
 
-        if bodyless {
-            // Nothing is consumed by a failed connect: try each candidate once.
-            for &index in &candidates {
-                let request = build_request(
-                    &parts,
-                    pool.upstream(index),
-                    path_and_query,
-                    &headers,
-                    Body::empty(),
-                )?;
-                match self.attempt(pool, index, request, deadline, metrics).await {
-                    Ok((response, guard)) => return Ok(finish(response, guard, on_upgrade.take())),
-                    Err(AttemptError::Connect) => continue,
-                    Err(AttemptError::Fatal(err)) => return Err(err),
+        // Nothing is sent before a connection exists, but a request with a body
+        // makes one attempt only (as documented: its stream is not replayed).
+        let attempts = if bodyless { candidates.len() } else { 1 };
+        for &index in &candidates[..attempts] {
+            let upstream = pool.upstream(index);
+            *request.uri_mut() = upstream.target_for(path_and_query).map_err(|err| {
+                tracing::error!(%upstream, %path_and_query, error = %err, "cannot build upstream URI");
+                AppError::BadGateway
+            })?;
+            request
+                .headers_mut()
+                .insert(header::HOST, pool.host_header(index).clone());
+            match self.attempt(pool, index, request, deadline, metrics).await {
+                Ok((response, guard, lease)) => {
+                    return Ok(finish(response, guard, lease, on_upgrade.take()))
                 }
+                Err(AttemptError::Connect(unsent)) => request = *unsent,
+                Err(AttemptError::Fatal(err)) => return Err(err),
             }
+        }
+        if bodyless {
             tracing::error!(
                 upstreams = candidates.len(),
                 "no upstream accepted the connection"
             );
-            Err(AppError::BadGateway)
-        } else {
-            let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-            let body = Body::new(Limited::new(body, limit));
-            let index = candidates[0];
-            let request =
-                build_request(&parts, pool.upstream(index), path_and_query, &headers, body)?;
-            match self.attempt(pool, index, request, deadline, metrics).await {
-                Ok((response, guard)) => Ok(finish(response, guard, on_upgrade)),
-                Err(AttemptError::Connect) => Err(AppError::BadGateway),
-                Err(AttemptError::Fatal(err)) => Err(err),
-            }
         }
+        Err(AppError::BadGateway)
     }
 
-    /// Sends one request to one upstream, waiting at most until `deadline` for the response head.
+    /// Sends one request to one upstream, waiting at most until `deadline` for the
+    /// response head. A kept-alive connection that turns out to be closed before the
+    /// request was written is replaced by a new one, once.
     async fn attempt(
         &self,
         pool: &Arc<Pool>,
         index: usize,
-        request: axum::http::Request<Body>,
+        mut request: axum::http::Request<Body>,
         deadline: Instant,
         metrics: &Metrics,
-    ) -> Result<(axum::http::Response<Incoming>, InFlight), AttemptError> {
+    ) -> Result<(axum::http::Response<Incoming>, InFlight, Lease), AttemptError> {
         let upstream = pool.upstream(index);
         let guard = pool.acquire(index);
-        match timeout_at(deadline, self.client().request(request)).await {
-            Ok(Ok(response)) => {
-                pool.success(index);
-                Ok((response, guard))
-            }
-            Ok(Err(err)) if caused_by::<LengthLimitError>(&err) => {
-                tracing::info!(%upstream, limit = self.max_body_bytes, "request body too large");
-                Err(AttemptError::Fatal(AppError::PayloadTooLarge {
-                    limit: self.max_body_bytes,
-                }))
-            }
-            Ok(Err(err)) if err.is_connect() => {
-                tracing::warn!(%upstream, error = %chain(&err), "cannot connect to upstream");
-                pool.failure(index);
-                metrics.upstream_error(pool.id, UpstreamError::Connect);
-                Err(AttemptError::Connect)
-            }
-            Ok(Err(err)) => {
-                tracing::error!(%upstream, error = %chain(&err), "upstream request failed");
-                pool.failure(index);
-                metrics.upstream_error(pool.id, UpstreamError::Other);
-                Err(AttemptError::Fatal(AppError::BadGateway))
-            }
-            Err(_) => {
-                tracing::warn!(%upstream, timeout = ?self.request_timeout, "upstream timed out");
-                pool.failure(index);
-                metrics.upstream_error(pool.id, UpstreamError::Timeout);
-                Err(AttemptError::Fatal(AppError::GatewayTimeout))
+        let key = upstream::Key {
+            pool: pool.uid(),
+            index,
+        };
+        let mut fresh_only = false;
+        loop {
+            let reused = if fresh_only {
+                None
+            } else {
+                upstream::reuse(key).await
+            };
+            let mut lease = match reused {
+                Some(lease) => lease,
+                None => match timeout_at(deadline, upstream::connect(key, upstream)).await {
+                    Ok(Ok(lease)) => lease,
+                    Ok(Err(err)) => {
+                        tracing::warn!(%upstream, error = %err, "cannot connect to upstream");
+                        pool.failure(index);
+                        metrics.upstream_error(pool.id, UpstreamError::Connect);
+                        return Err(AttemptError::Connect(Box::new(request)));
+                    }
+                    Err(_) => return Err(self.timed_out(pool, index, metrics)),
+                },
+            };
+            let sent = timeout_at(deadline, lease.sender.try_send_request(request)).await;
+            match sent {
+                Ok(Ok(response)) => {
+                    pool.success(index);
+                    return Ok((response, guard, lease));
+                }
+                Ok(Err(mut err)) => {
+                    let unsent = err.take_message();
+                    let err = err.into_error();
+                    if caused_by::<LengthLimitError>(&err) {
+                        tracing::info!(%upstream, limit = self.max_body_bytes, "request body too large");
+                        return Err(AttemptError::Fatal(AppError::PayloadTooLarge {
+                            limit: self.max_body_bytes,
+                        }));
+                    }
+                    match unsent {
+                        // The upstream closed an idle connection just as it was reused.
+                        Some(unsent) if lease.reused => {
+                            tracing::debug!(%upstream, error = %err, "kept-alive connection was closed; reconnecting");
+                            request = unsent;
+                            fresh_only = true;
+                        }
+                        _ => {
+                            tracing::error!(%upstream, error = %chain(&err), "upstream request failed");
+                            pool.failure(index);
+                            metrics.upstream_error(pool.id, UpstreamError::Other);
+                            return Err(AttemptError::Fatal(AppError::BadGateway));
+                        }
+                    }
+                }
+                Err(_) => return Err(self.timed_out(pool, index, metrics)),
             }
         }
+    }
+
+    fn timed_out(&self, pool: &Pool, index: usize, metrics: &Metrics) -> AttemptError {
+        let upstream = pool.upstream(index);
+        tracing::warn!(%upstream, timeout = ?self.request_timeout, "upstream timed out");
+        pool.failure(index);
+        metrics.upstream_error(pool.id, UpstreamError::Timeout);
+        AttemptError::Fatal(AppError::GatewayTimeout)
     }
 }
 
 /// Turns the upstream's response into ours: a tunnel for `101`, else a streamed body
-/// that keeps the upstream counted as busy until it ends.
+/// that keeps the upstream counted as busy until it ends, then offers the connection
+/// for reuse.
 fn finish(
     response: axum::http::Response<Incoming>,
     guard: InFlight,
+    lease: Lease,
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response {
     let (mut parts, body) = response.into_parts();
@@ -275,6 +328,7 @@ fn finish(
         parts,
         Body::new(Tracked {
             inner: body,
+            lease: Some(lease),
             _guard: guard,
         }),
     )
@@ -298,10 +352,29 @@ async fn tunnel(
     }
 }
 
-/// A response body that holds its upstream's in-flight guard until it is done.
+/// A response body that holds its upstream's in-flight guard until it is done,
+/// and returns the connection for reuse once the body was read to the end.
 struct Tracked {
     inner: Incoming,
+    lease: Option<Lease>,
     _guard: InFlight,
+}
+
+impl Tracked {
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // A body nobody polled may still be complete (HEAD, 204, `Content-Length: 0`).
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
 }
 
 impl HttpBody for Tracked {
@@ -312,7 +385,14 @@ impl HttpBody for Tracked {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Err(_))) => this.lease = None,
+            _ => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -322,24 +402,6 @@ impl HttpBody for Tracked {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-fn build_request(
-    parts: &Parts,
-    upstream: &Upstream,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<axum::http::Request<Body>, AppError> {
-    let uri = upstream.uri_for(path_and_query).map_err(|err| {
-        tracing::error!(%upstream, path_and_query, error = %err, "cannot build upstream URI");
-        AppError::BadGateway
-    })?;
-    let mut request = axum::http::Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers.clone();
-    Ok(request)
 }
 
 /// True if `T` appears anywhere in `err`'s source chain.

@@ -5,9 +5,10 @@
 //! (a classroom behind one NAT address must not share one budget); anonymous
 //! requests, and every sign-in attempt, are limited per client IP.
 //!
-//! State lives in this process only. With several gateway replicas each one
-//! enforces the full budget, so the effective budget is N times larger; see
-//! docs/gateway.md for how a shared budget would be added.
+//! State lives in this process. With several gateway replicas each one enforces
+//! the full budget, so the effective budget is N times larger — unless the
+//! shared budget ([`crate::sharedrate`], NATS) is configured, which is consulted
+//! after this one.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -138,7 +139,8 @@ impl Limiters {
     }
 }
 
-fn ceil_secs(wait: Duration) -> u64 {
+/// Whole seconds to wait, rounded up, at least 1 (for `Retry-After`).
+pub(crate) fn ceil_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     secs.max(1)
 }

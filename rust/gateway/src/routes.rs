@@ -56,7 +56,7 @@ impl RouteClass {
 }
 
 /// Which rate budget a request spends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateClass {
     /// Sign-in attempts: always keyed by client IP.
     Login,

@@ -7,13 +7,17 @@
 //! request and close (idle keep-alive connections close at once), wait up to
 //! the drain timeout, then drop whatever is left.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{body::Body, extract::ConnectInfo, Router};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use tower::ServiceExt;
+
+use crate::{
+    accesslog,
+    middleware::{handle, Peer},
+    AppState,
+};
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -26,13 +30,14 @@ pub struct ServeOptions {
     pub drain_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+/// Serves the gateway on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    state: AppState,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let _log = accesslog::buffered();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -57,16 +62,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let router = router.clone();
-            async move {
-                router
-                    .oneshot(request.map(Body::new))
-                    .await
-                    .map_err(|never: Infallible| never)
-            }
+        let state = state.clone();
+        let facts = Arc::new(Peer::new(peer));
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let state = state.clone();
+            let facts = facts.clone();
+            async move { Ok::<_, Infallible>(handle(state, &facts, request).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

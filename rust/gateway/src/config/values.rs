@@ -3,7 +3,10 @@
 
 use std::{fmt, net::IpAddr, num::NonZeroU32, str::FromStr, time::Duration};
 
-use axum::http::{uri::Authority, Method, Uri};
+use axum::http::{
+    uri::{Authority, PathAndQuery},
+    HeaderValue, Method, Uri,
+};
 use ipnet::IpNet;
 
 use super::ConfigError;
@@ -24,6 +27,34 @@ impl Upstream {
             .authority(self.authority.clone())
             .path_and_query(format!("{}{}", self.base_path, path_and_query))
             .build()
+    }
+
+    /// The origin-form request target (what goes on the request line) for
+    /// `path_and_query` as received; no allocation without a path prefix.
+    pub fn target_for(&self, path_and_query: &PathAndQuery) -> Result<Uri, axum::http::Error> {
+        if self.base_path.is_empty() {
+            return Ok(Uri::from(path_and_query.clone()));
+        }
+        Ok(Uri::try_from(format!("{}{}", self.base_path, path_and_query.as_str()))?)
+    }
+
+    /// Host name or IP address (IPv6 without brackets) and port (default 80) to connect to.
+    pub fn host_port(&self) -> (&str, u16) {
+        let host = self.authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        (host, self.authority.port_u16().unwrap_or(80))
+    }
+
+    /// The `Host` header for requests to this upstream (the port only when not 80).
+    pub fn host_header(&self) -> HeaderValue {
+        let value = match self.authority.port_u16() {
+            Some(80) => self.authority.host().to_owned(),
+            _ => self.authority.as_str().to_owned(),
+        };
+        HeaderValue::from_str(&value).expect("an authority is a valid header value")
     }
 }
 

@@ -3,22 +3,23 @@
 
 use std::net::IpAddr;
 
-use axum::http::{header, request::Parts, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Uri};
 
 use super::ClientInfo;
 
 /// Headers that describe a single hop and must not be forwarded (RFC 9110 §7.6.1),
-/// plus the non-standard `Proxy-Connection`.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// plus the non-standard `Proxy-Connection`. (Names, not strings: a string is
+/// parsed into a name on every lookup.)
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -49,10 +50,10 @@ pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if !headers.contains_key(header::CONNECTION)
-        && HOP_BY_HOP.iter().all(|h| !headers.contains_key(*h))
-    {
-        return; // the common case: nothing to do, nothing to allocate
+    // The common case: nothing to do. One pass over the (few) names present
+    // beats a hash lookup for each of the nine hop-by-hop names.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -64,21 +65,28 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
 }
 
-/// The headers to send upstream for a request received as `parts`.
-pub(super) fn forwarded_headers(
-    parts: &Parts,
+/// Turns the headers of a request received for `uri` into the ones to send
+/// upstream, in place. `peer_header`, when given, is `info.peer` as a header value
+/// (the caller may keep one per connection).
+pub(super) fn rewrite_request_headers(
+    headers: &mut HeaderMap,
+    uri: &Uri,
     info: Option<ClientInfo>,
     upgrade: bool,
-) -> HeaderMap {
-    let mut headers = parts.headers.clone();
-    let upgrade_to = headers.get(header::UPGRADE).cloned();
-    strip_hop_by_hop(&mut headers);
-    if let (true, Some(protocol)) = (upgrade, upgrade_to) {
+    peer_header: Option<&HeaderValue>,
+) {
+    let upgrade_to = if upgrade {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(headers);
+    if let Some(protocol) = upgrade_to {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol);
     }
@@ -91,9 +99,7 @@ pub(super) fn forwarded_headers(
     }
 
     let host = headers.remove(header::HOST).or_else(|| {
-        parts
-            .uri
-            .authority()
+        uri.authority()
             .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
     });
     if let Some(host) = host {
@@ -107,29 +113,38 @@ pub(super) fn forwarded_headers(
 
     if let Some(info) = info {
         let ip = info.peer;
-        let previous: Vec<&str> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        let value = if previous.is_empty() {
-            ip.to_string()
+        let own = || peer_header.cloned().unwrap_or_else(|| ip_header(ip));
+        let value = if trusted && headers.contains_key(&X_FORWARDED_FOR) {
+            let previous: Vec<&str> = headers
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            let value = format!("{}, {ip}", previous.join(", "));
+            HeaderValue::from_str(&value).unwrap_or_else(|_| own())
         } else {
-            format!("{}, {ip}", previous.join(", "))
+            own()
         };
-        let value = HeaderValue::from_str(&value).unwrap_or_else(|_| ip_header(ip));
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers
 }
 
-fn ip_header(ip: IpAddr) -> HeaderValue {
+/// `ip` as a header value.
+pub(crate) fn ip_header(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header value")
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::request::Parts;
+
     use super::*;
+
+    fn forwarded_headers(parts: &Parts, info: Option<ClientInfo>, upgrade: bool) -> HeaderMap {
+        let mut headers = parts.headers.clone();
+        rewrite_request_headers(&mut headers, &parts.uri, info, upgrade, None);
+        headers
+    }
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
         let mut builder = axum::http::Request::builder().uri("/p?q=1");
