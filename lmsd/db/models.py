@@ -386,7 +386,7 @@ xapi_statements = Table(
     Column("activity", Text, nullable=False),
     Column("timestamp", DateTime(timezone=True), nullable=False),
     Column("stored", DateTime(timezone=True), nullable=False),
-    Column("statement", JSONB, nullable=False),
+    Column("event", LargeBinary, nullable=False),  # the encoded Event; the statement is built on read
     PrimaryKeyConstraint("campus_id", "id"),
     Index("ix_xapi_statements_stored", "campus_id", "stored", "id"),
 )

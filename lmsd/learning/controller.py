@@ -44,6 +44,7 @@ class LearningController(Controller):
         self,
         db: AsyncSession,
         identity: Identity,
+        state: State,
         agent: uuid.UUID | None = None,
         verb: str | None = None,
         activity: str | None = None,
@@ -57,6 +58,6 @@ class LearningController(Controller):
         ``agent`` is an account name, i.e. a user id)."""
         page = await service.statements(
             db, identity, agent=agent, verb=verb, activity=activity, since=since, until=until,
-            limit=limit, ascending=ascending, cursor=cursor,
+            limit=limit, ascending=ascending, cursor=cursor, base_url=state.settings.portal_url,
         )
         return Response(page, headers={"X-Experience-API-Version": "1.0.3"})

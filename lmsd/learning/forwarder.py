@@ -57,7 +57,7 @@ class XapiForwarder:
     async def apply(self, conn: asyncpg.Connection, events: list[Delivered], *, live: bool) -> list[NewEvent]:
         if not live:
             return []  # replaying never re-sends to the outside
-        statements = [xapi.statement(d.event, self.base_url).statement for d in events]
+        statements = [xapi.statement(d.event, self.base_url) for d in events]
         try:
             response = await self.client.post(self.endpoint, json=statements)
         except httpx.HTTPError as exc:

@@ -255,14 +255,16 @@ class GradebookProjection:
 
 
 _INSERT_STATEMENTS = """
-INSERT INTO xapi_statements (campus_id, id, user_id, course_id, verb, activity, "timestamp", stored, statement)
-SELECT c, i, u, k, v, a, t, s, j::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[],
-  $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[]) AS x(c, i, u, k, v, a, t, s, j)
+INSERT INTO xapi_statements (campus_id, id, user_id, course_id, verb, activity, "timestamp", stored, event)
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[],
+  $8::timestamptz[], $9::bytea[])
 ON CONFLICT DO NOTHING
 """
 
 
 class XapiProjection:
+    """The filterable facts of each statement plus its event; statements are built when read."""
+
     name: str = "xapi"
     tables: tuple[str, ...] = ("xapi_statements",)
 
@@ -270,13 +272,13 @@ class XapiProjection:
         self.base_url = base_url
 
     async def apply(self, conn: asyncpg.Connection, events: list[Delivered], *, live: bool) -> list[NewEvent]:
-        rows = [xapi.statement(d.event, self.base_url) for d in events]
+        rows = [xapi.facts(d.event, self.base_url) for d in events]
         if rows:
             await conn.execute(
                 _INSERT_STATEMENTS,
                 [r.campus_id for r in rows], [r.id for r in rows], [r.user_id for r in rows],
                 [r.course_id for r in rows], [r.verb for r in rows], [r.activity for r in rows],
-                [r.timestamp for r in rows], [r.stored for r in rows], [json.dumps(r.statement) for r in rows],
+                [r.timestamp for r in rows], [r.stored for r in rows], [d.event.SerializeToString() for d in events],
             )
         return []
 

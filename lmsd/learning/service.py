@@ -17,7 +17,8 @@ from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import relations
 from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.events import outbox
-from lmsd.events.envelope import NewEvent
+from lmsd.events.envelope import NewEvent, decode
+from lmsd.learning import xapi
 from lmsd.learning.schemas import (
     ActivityAccepted,
     ActivityBatch,
@@ -189,6 +190,7 @@ async def statements(
     limit: int,
     ascending: bool,
     cursor: str | None,
+    base_url: str,
 ) -> StatementPage:
     """xAPI statements, newest stored first (``ascending`` for oldest first), as an LRS pages them.
     Admins see the campus; instructors their own and their courses'; learners their own."""
@@ -224,7 +226,7 @@ async def statements(
         where.append(f"(stored, id) {'>' if ascending else '<'} ({arg(stored)}, {arg(sid)})")
     order = "ASC" if ascending else "DESC"
     rows = await conn.fetch(
-        f"SELECT id, stored, statement FROM xapi_statements WHERE {' AND '.join(where)} "
+        f"SELECT id, stored, event FROM xapi_statements WHERE {' AND '.join(where)} "
         f"ORDER BY stored {order}, id {order} LIMIT {arg(limit + 1)}",
         *args,
     )
@@ -236,4 +238,4 @@ async def statements(
             "until": until and until.isoformat(), "limit": limit, "ascending": str(ascending).lower(),
         }.items() if v is not None}
         more = "/api/v1/xapi/statements?" + urlencode({**query, "cursor": _cursor(last["stored"], last["id"])})
-    return StatementPage([_json(r["statement"]) for r in rows[:limit]], more)
+    return StatementPage([xapi.statement(decode(r["event"]), base_url) for r in rows[:limit]], more)

@@ -35,7 +35,9 @@ VERBS = {  # event body -> (ADL verb, display)
 
 
 @dataclass(frozen=True)
-class Row:
+class Facts:
+    """What the xapi_statements table keeps to filter on; the statement is built when read."""
+
     campus_id: uuid.UUID
     id: uuid.UUID
     user_id: uuid.UUID
@@ -44,7 +46,6 @@ class Row:
     activity: str
     timestamp: datetime
     stored: datetime
-    statement: dict[str, Any]
 
 
 def verb_iri(body: str) -> str:
@@ -55,38 +56,58 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def statement(event: Event, base_url: str) -> Row:
-    body = event.WhichOneof("body")
+def _object(event: Event, base_url: str) -> tuple[str, Any, str, str, str, uuid.UUID]:
+    """(body, message, course IRI, activity kind, activity IRI, learner) of an event."""
+    body = event.WhichOneof("body") or ""
     if body not in VERBS:
         raise KeyError(f"no xAPI mapping for {body}")
     msg: Any = getattr(event, body)
-    base = base_url.rstrip("/")
-    course_iri = f"{base}/courses/{msg.course_id}"
+    course_iri = f"{base_url.rstrip('/')}/courses/{msg.course_id}"
     user_id = uuid.UUID(msg.user_id) if body in ("enrolment_created", "enrolment_withdrawn") else uuid.UUID(event.actor_id)
-    kind, iri = "course", course_iri
-    result: dict[str, Any] | None = None
     if body in ("lesson_started", "lesson_completed"):
-        kind, iri = "lesson", f"{course_iri}/lessons/{msg.lesson_id}"
-        if body == "lesson_completed":
-            result = {"completion": True}
+        return body, msg, course_iri, "lesson", f"{course_iri}/lessons/{msg.lesson_id}", user_id
+    if body == "video_watched":
+        return body, msg, course_iri, "video", f"{course_iri}/lessons/{msg.lesson_id}", user_id
+    if body in ("quiz_attempt_submitted", "quiz_attempt_graded"):
+        return body, msg, course_iri, "assessment", f"{course_iri}/quizzes/{msg.quiz_id}", user_id
+    return body, msg, course_iri, "course", course_iri, user_id
+
+
+def _ms(micros: int) -> datetime:
+    # xAPI carries milliseconds: the filterable columns hold exactly what the statement says
+    return from_micros(micros - micros % 1000)
+
+
+def facts(event: Event, base_url: str) -> Facts:
+    body, msg, _, _, iri, user_id = _object(event, base_url)
+    return Facts(
+        campus_id=uuid.UUID(event.campus_id),
+        id=uuid.UUID(event.id),
+        user_id=user_id,
+        course_id=uuid.UUID(msg.course_id),
+        verb=ADL + VERBS[body][0],
+        activity=iri,
+        timestamp=_ms(event.occurred_at_us),
+        stored=_ms(event.recorded_at_us),
+    )
+
+
+def statement(event: Event, base_url: str) -> dict[str, Any]:
+    body, msg, course_iri, kind, iri, user_id = _object(event, base_url)
+    base = base_url.rstrip("/")
+    result: dict[str, Any] | None = None
+    if body in ("lesson_completed", "course_completed"):
+        result = {"completion": True}
     elif body == "video_watched":
-        kind, iri = "video", f"{course_iri}/lessons/{msg.lesson_id}"
         ranges = [f"{s.start_ms / 1000:.3f}[.]{s.end_ms / 1000:.3f}" for s in msg.segments]
         watched_ms = sum(max(0, s.end_ms - s.start_ms) for s in msg.segments)
         result = {
             "duration": f"PT{watched_ms / 1000:.3f}S",
             "extensions": {"https://w3id.org/xapi/video/extensions/played-segments": "[,]".join(ranges)},
         }
-    elif body in ("quiz_attempt_submitted", "quiz_attempt_graded"):
-        kind, iri = "assessment", f"{course_iri}/quizzes/{msg.quiz_id}"
-        if body == "quiz_attempt_graded":
-            scaled = msg.score / msg.max_score if msg.max_score > 0 else 0.0
-            result = {"score": {"raw": msg.score, "min": 0, "max": msg.max_score, "scaled": round(scaled, 4)}}
-    elif body == "course_completed":
-        result = {"completion": True}
-    # xAPI carries milliseconds: the filterable columns hold exactly what the statement says
-    timestamp = from_micros(event.occurred_at_us - event.occurred_at_us % 1000)
-    stored = from_micros(event.recorded_at_us - event.recorded_at_us % 1000)
+    elif body == "quiz_attempt_graded":
+        scaled = msg.score / msg.max_score if msg.max_score > 0 else 0.0
+        result = {"score": {"raw": msg.score, "min": 0, "max": msg.max_score, "scaled": round(scaled, 4)}}
     verb, display = VERBS[body]
     data: dict[str, Any] = {
         "id": event.id,
@@ -94,27 +115,13 @@ def statement(event: Event, base_url: str) -> Row:
         "actor": {"objectType": "Agent", "account": {"homePage": base + "/", "name": str(user_id)}},
         "verb": {"id": ADL + verb, "display": {"en-US": display}},
         "object": {"objectType": "Activity", "id": iri, "definition": {"type": ACTIVITY_TYPES[kind]}},
-        "context": {
-            "registration": event.aggregate_id,
-            "platform": "lmsd",
-            "contextActivities": {"parent": [{"objectType": "Activity", "id": course_iri}]} if iri != course_iri else {},
-        },
-        "timestamp": _iso(timestamp),
-        "stored": _iso(stored),
+        "context": {"registration": event.aggregate_id, "platform": "lmsd"},
+        "timestamp": _iso(_ms(event.occurred_at_us)),
+        "stored": _iso(_ms(event.recorded_at_us)),
         "authority": {"objectType": "Agent", "account": {"homePage": base + "/", "name": "lmsd"}},
     }
-    if not data["context"]["contextActivities"]:
-        del data["context"]["contextActivities"]
+    if iri != course_iri:
+        data["context"]["contextActivities"] = {"parent": [{"objectType": "Activity", "id": course_iri}]}
     if result is not None:
         data["result"] = result
-    return Row(
-        campus_id=uuid.UUID(event.campus_id),
-        id=uuid.UUID(event.id),
-        user_id=user_id,
-        course_id=uuid.UUID(msg.course_id),
-        verb=ADL + verb,
-        activity=iri,
-        timestamp=timestamp,
-        stored=stored,
-        statement=data,
-    )
+    return data

@@ -118,7 +118,7 @@ SCHEMA = """
             activity text NOT NULL,
             "timestamp" timestamptz NOT NULL,
             stored timestamptz NOT NULL,
-            statement jsonb NOT NULL,
+            event bytea NOT NULL,
             CONSTRAINT pk_xapi_statements PRIMARY KEY (campus_id, id)
         );
         CREATE INDEX ix_xapi_statements_stored ON xapi_statements (campus_id, stored, id);
