@@ -130,7 +130,11 @@ async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Camp
         progress = await conn.fetch("SELECT enrolment_id, events FROM progress WHERE enrolment_id = ANY($1::uuid[])", enrolments)
         by_version = {r["aggregate_id"]: r["version"] for r in versions}
         assert {r["enrolment_id"]: r["events"] for r in progress} == by_version  # each event counted once
-        statements = await conn.fetchval("SELECT count(*) FROM xapi_statements s JOIN enrolments e ON s.statement->'context'->>'registration' = e.id::text WHERE e.id = ANY($1::uuid[])", enrolments)
+        statements = await conn.fetchval(
+            "SELECT count(*) FROM xapi_statements s JOIN outbox o ON o.campus_id = s.campus_id AND o.id = s.id "
+            "WHERE o.aggregate_id = ANY($1::uuid[])",
+            enrolments,
+        )
         assert statements == recorded
         for consumer in ("learning",):
             applied = await conn.fetchval(
