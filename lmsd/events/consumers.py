@@ -19,6 +19,7 @@ import asyncpg
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from lmsd.events import outbox
 from lmsd.events.envelope import Event, NewEvent, Undecodable, decode
@@ -121,7 +122,11 @@ class ConsumerRunner:
             except TimeoutError:
                 continue
             except NatsError as exc:
-                log.warning("%s: fetch failed: %s", self.spec.name, exc)
+                if isinstance(exc, NotFoundError | ServiceUnavailableError):
+                    # streams not created yet (started before `lmsd install` made them): wait quietly
+                    log.debug("%s: waiting for the stream and consumer: %s", self.spec.name, exc)
+                else:
+                    log.warning("%s: fetch failed: %s", self.spec.name, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue

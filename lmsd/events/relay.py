@@ -254,6 +254,12 @@ async def _loop(
     while not stop.is_set():
         try:
             sent, failed = await relay.run_once()
+        except asyncpg.UndefinedTableError:
+            # started before `lmsd install`/`upgrade` migrated the database: wait quietly
+            beat.detail = "waiting for the database schema"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            continue
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("database: %s", exc)
             sent, failed = 0, 1
