@@ -10,9 +10,9 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from lmsd.errors import Invalid
 
@@ -27,19 +27,30 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def encode(last_id: uuid.UUID) -> str:
-    raw = json.dumps({"a": str(last_id)}, separators=(",", ":")).encode()
+def encode_key(**parts: str) -> str:
+    """A cursor for a sort key of one or more columns (each given as text)."""
+    raw = json.dumps(parts, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_key(cursor: str, **parsers: Callable[[str], Any]) -> dict[str, Any]:
+    """The sort key of ``encode_key``, each part through its parser; anything else is Invalid."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return {name: parse(data[name]) for name, parse in parsers.items()}
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise Invalid("invalid cursor: pass back the next_cursor of a previous page unchanged") from None
+
+
+def encode(last_id: uuid.UUID) -> str:
+    return encode_key(a=str(last_id))
 
 
 def decode(cursor: str | None) -> uuid.UUID | None:
     if not cursor:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(json.loads(raw)["a"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise Invalid("invalid cursor: pass back the next_cursor of a previous page unchanged") from None
+    found: uuid.UUID = decode_key(cursor, a=uuid.UUID)["a"]
+    return found
 
 
 def limit_of(limit: int | None) -> int:

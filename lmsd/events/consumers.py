@@ -74,18 +74,15 @@ ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
 async def apply_batch(conn: asyncpg.Connection, projection: Projection, batch: list[Delivered]) -> int:
     """One transaction: claim the event ids, apply the new ones, record follow-ups. Returns how
     many were new."""
+    ids = [uuid.UUID(d.event.id) for d in batch]
     async with conn.transaction():
         claimed = {
             r["event_id"]
             for r in await conn.fetch(
-                _CLAIM,
-                projection.name,
-                [uuid.UUID(d.event.campus_id) for d in batch],
-                [uuid.UUID(d.event.id) for d in batch],
-                [d.stream_seq for d in batch],
+                _CLAIM, projection.name, [uuid.UUID(d.event.campus_id) for d in batch], ids, [d.stream_seq for d in batch]
             )
         }
-        fresh = [d for d in batch if uuid.UUID(d.event.id) in claimed]
+        fresh = [d for d, i in zip(batch, ids, strict=True) if i in claimed]
         if fresh:
             follow_ups = await projection.apply(conn, fresh, live=True)
             await outbox.append(conn, follow_ups)

@@ -155,11 +155,11 @@ class Relay:
                 await conn.execute(
                     _MARK_SENT, [r["campus_id"] for r in rows], [r["seq"] for r in rows], [s for _, s in outcome.sent]
                 )
-                last: dict[Key, tuple[int, int]] = {}
-                for row, seq in outcome.sent:
-                    last[(row["campus_id"], row["aggregate"], row["aggregate_id"])] = (int(row["version"]), seq)
-            else:
-                last = {}
+            # chains are in version order, so the last sent row of an aggregate wins
+            last: dict[Key, tuple[int, int]] = {
+                (row["campus_id"], row["aggregate"], row["aggregate_id"]): (int(row["version"]), seq)
+                for row, seq in outcome.sent
+            }
             for key, (msg_id, seq) in outcome.resync.items():
                 last[key] = await self._resynced(conn, key, msg_id, seq, last.get(key, (0, 0))[0])
             if last:

@@ -31,8 +31,20 @@ from lmsd.settings import Settings, load_settings
 log = logging.getLogger("lmsd.events")
 
 
+async def json_codecs(conn: asyncpg.Connection) -> None:
+    """jsonb in and out as Python values, as on the API's SQLAlchemy connections."""
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def pg_connect(settings: Settings, secrets: Secrets, timeout: float = 5) -> asyncpg.Connection:
+    conn = await asyncpg.connect(app_dsn(settings, secrets), timeout=timeout)
+    await json_codecs(conn)
+    return conn
+
+
 async def pg_pool(settings: Settings, secrets: Secrets, size: int = 4) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(app_dsn(settings, secrets), min_size=1, max_size=size)
+    pool = await asyncpg.create_pool(app_dsn(settings, secrets), min_size=1, max_size=size, init=json_codecs)
     assert pool is not None
     return pool
 

@@ -21,6 +21,7 @@ from lmsd.errors import Invalid
 from lmsd.events.consumers import ApplyFailed, Delivered, Unavailable
 from lmsd.events.envelope import NewEvent
 from lmsd.learning import xapi
+from lmsd.settings import Settings
 
 
 def read_credentials(path: str) -> tuple[str, str] | None:
@@ -38,6 +39,14 @@ def read_credentials(path: str) -> tuple[str, str] | None:
     if not sep or not key:
         raise Invalid(f"the LRS credentials file {path} must hold key:secret")
     return key, secret
+
+
+def forwarder_for(settings: Settings) -> XapiForwarder | None:
+    """The forwarder the campus is configured for (events.xapi_lrs_url), or None."""
+    events = settings.events
+    if not events.xapi_lrs_url:
+        return None
+    return XapiForwarder(settings.portal_url, events.xapi_lrs_url, events.xapi_lrs_credentials_file)
 
 
 class XapiForwarder:

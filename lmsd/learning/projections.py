@@ -111,7 +111,7 @@ class ProgressProjection:
                 [k[0] for k in lk], [k[1] for k in lk], [k[2] for k in lk],
             ):
                 lessons[(r["campus_id"], r["enrolment_id"], r["lesson_id"])] = _Lesson(
-                    r["started_at"], r["completed_at"], json.loads(r["watched"]), r["watched_ms"]
+                    r["started_at"], r["completed_at"], r["watched"], r["watched_ms"]
                 )
         before_completed = {k: p.lessons_completed for k, p in progress.items()}
         touched_lessons: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +9,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd import policy
+from lmsd import pagination, policy
 from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import relations
 from lmsd.errors import Conflict, Invalid, NotFound
@@ -31,11 +28,6 @@ from lmsd.learning.schemas import (
 from lmsd.policy import Identity
 
 FUTURE_SLACK = timedelta(minutes=5)
-
-
-def _json(value: Any) -> Any:
-    """jsonb as the connection gives it: decoded under SQLAlchemy's codec, text on a bare one."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -158,24 +150,11 @@ async def progress(session: AsyncSession, actor: Identity, enrolment_id: uuid.UU
         last_activity_at=col("last_activity_at", None),
         completed_at=col("completed_at", None),
         lessons=[
-            LessonProgressOut(r["lesson_id"], r["started_at"], r["completed_at"], int(r["watched_ms"]), _json(r["watched"]))
+            LessonProgressOut(r["lesson_id"], r["started_at"], r["completed_at"], int(r["watched_ms"]), r["watched"])
             for r in lessons
         ],
         grades=[GradeOut(r["quiz_id"], int(r["attempts"]), float(r["best_score"]), float(r["max_score"])) for r in grades],
     )
-
-
-def _cursor(stored: datetime, sid: uuid.UUID) -> str:
-    raw = json.dumps({"s": stored.isoformat(), "i": str(sid)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _uncursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(data["s"]), uuid.UUID(data["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise Invalid("invalid cursor: pass back the `more` URL of a previous page unchanged") from None
 
 
 async def statements(
@@ -222,7 +201,8 @@ async def statements(
     if until is not None:
         where.append(f"stored <= {arg(until)}")
     if cursor:
-        stored, sid = _uncursor(cursor)
+        key = pagination.decode_key(cursor, s=datetime.fromisoformat, i=uuid.UUID)
+        stored, sid = key["s"], key["i"]
         where.append(f"(stored, id) {'>' if ascending else '<'} ({arg(stored)}, {arg(sid)})")
     order = "ASC" if ascending else "DESC"
     rows = await conn.fetch(
@@ -237,5 +217,5 @@ async def statements(
             "agent": agent, "verb": verb, "activity": activity, "since": since and since.isoformat(),
             "until": until and until.isoformat(), "limit": limit, "ascending": str(ascending).lower(),
         }.items() if v is not None}
-        more = "/api/v1/xapi/statements?" + urlencode({**query, "cursor": _cursor(last["stored"], last["id"])})
+        more = "/api/v1/xapi/statements?" + urlencode({**query, "cursor": pagination.encode_key(s=last["stored"].isoformat(), i=str(last["id"]))})
     return StatementPage([xapi.statement(decode(r["event"]), base_url) for r in rows[:limit]], more)

@@ -13,7 +13,7 @@ from lmsd.credentials import Secrets
 from lmsd.events import service
 from lmsd.events.consumers import ConsumerRunner
 from lmsd.events.streams import EVENTS_STREAM, XAPI_FORWARD, consumers_for
-from lmsd.learning.forwarder import XapiForwarder
+from lmsd.learning.forwarder import forwarder_for
 from lmsd.learning.projections import projections
 from lmsd.settings import Settings
 
@@ -25,11 +25,10 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
     nc = await service.nats_service(settings, secrets, "lmsd-worker")
     js = nc.jetstream()
     found = projections(settings.portal_url)
-    forwarder = None
-    if lrs:
+    forwarder = forwarder_for(settings)
+    if forwarder is not None:
         # configured after install: make sure its durable consumer exists (idempotent)
         await js.add_consumer(EVENTS_STREAM, XAPI_FORWARD.config())
-        forwarder = XapiForwarder(settings.portal_url, lrs, settings.events.xapi_lrs_credentials_file)
         found[XAPI_FORWARD.name] = forwarder
     runners = [ConsumerRunner(js, pool, spec, found[spec.name]) for spec in specs]
     beat.detail = "consuming: " + ", ".join(spec.name for spec in specs)

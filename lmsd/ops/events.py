@@ -18,13 +18,13 @@ from nats.js.errors import NotFoundError
 
 from lmsd.credentials import Secrets
 from lmsd.errors import Invalid, NotFound, OperationFailed
-from lmsd.events import relay
+from lmsd.events import relay, service
 from lmsd.events.consumers import Delivered, Projection, apply_batch
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import DLQ_STREAM, EVENTS_STREAM, LEARNING_SUBJECTS, consumers_for
+from lmsd.learning.forwarder import forwarder_for
 from lmsd.learning.projections import CONSUMER_OF, projections
 from lmsd.runtime import nats as nats_rt
-from lmsd.runtime.postgres import app_dsn
 from lmsd.settings import Settings
 
 REPLAY_SCHEMA = "lmsd_replay"
@@ -34,7 +34,7 @@ SNAPSHOT_SCHEMA = "lmsd_snapshots"
 @contextlib.asynccontextmanager
 async def connections(settings: Settings, secrets: Secrets) -> AsyncIterator[tuple[asyncpg.Connection, NATS]]:
     try:
-        conn = await asyncpg.connect(app_dsn(settings, secrets), timeout=5)
+        conn = await service.pg_connect(settings, secrets)
     except (OSError, asyncpg.PostgresError) as exc:
         raise OperationFailed(f"cannot reach PostgreSQL (is lmsd running? `lmsd up`): {exc}") from None
     try:
@@ -137,12 +137,9 @@ async def replay_dead_letters(settings: Settings, secrets: Secrets, seqs: list[i
     """Apply dead letters again through their consumer's projection (idempotent); the ones that
     now apply leave the dead-letter stream. Returns (seq, outcome) pairs."""
     found = projections(settings.portal_url)
-    if settings.events.xapi_lrs_url:
-        from lmsd.learning.forwarder import XapiForwarder
-
-        found["xapi-forward"] = XapiForwarder(
-            settings.portal_url, settings.events.xapi_lrs_url, settings.events.xapi_lrs_credentials_file
-        )
+    forwarder = forwarder_for(settings)
+    if forwarder is not None:
+        found[forwarder.name] = forwarder
     results = []
     async with connections(settings, secrets) as (conn, nc):
         js = nc.jetstream()
