@@ -2,10 +2,15 @@
 
 An installed lmsd finds them in ``lmsd/_bin`` and never needs cargo. ``LMSD_SKIP_CARGO=1``
 skips the compile when ``lmsd/_bin`` is already filled (CI builds once and reuses).
+
+The portal's browser dependencies are installed from ``lmsd/portal/web/package-lock.json`` with
+``npm ci`` and copied into ``lmsd/portal/static/vendor`` (gitignored, shipped as a wheel
+artifact), so an installed lmsd never needs node either.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -15,7 +20,25 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-BINARIES = ("lmsd-gateway",)
+BINARIES = ("lmsd-gateway", "lmsd-transcoder")
+WEB_FILES = ("hls.min.js", "hls.worker.js")
+
+
+def build_web(root: Path) -> None:
+    """``npm ci`` when package-lock.json changed (same stamp as scripts/bootstrap), then copy."""
+    web = root / "lmsd" / "portal" / "web"
+    vendor = root / "lmsd" / "portal" / "static" / "vendor"
+    npm = shutil.which("npm")
+    if npm is None:
+        if all((vendor / name).exists() for name in WEB_FILES):
+            return  # built before (an sdist's wheel on a machine without node)
+        raise RuntimeError("npm (Node.js 18 or newer) is needed to build lmsd's portal assets")
+    stamp = web / "node_modules" / ".lmsd-lock"
+    want = hashlib.sha256((web / "package-lock.json").read_bytes()).hexdigest()
+    if not stamp.exists() or stamp.read_text().strip() != want:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=web, check=True)
+        stamp.write_text(want + "\n")
+    subprocess.run([npm, "run", "--silent", "build"], cwd=web, check=True)
 
 
 class CargoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
@@ -26,6 +49,7 @@ class CargoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         bin_dir = root / "lmsd" / "_bin"
         # The protobuf contracts' Python code is generated, never committed.
         subprocess.run([sys.executable, str(root / "scripts" / "gen_contracts.py")], check=True)
+        build_web(root)
         bin_dir.mkdir(exist_ok=True)
         have_all = all((bin_dir / name).exists() for name in BINARIES)
         if not (os.environ.get("LMSD_SKIP_CARGO") == "1" and have_all):

@@ -74,6 +74,10 @@ RULES: dict[str, Rule] = {
     "grades.read_own": _r(Rel.ENROLLED),
     "activity.record": _r(Rel.SELF),  # learners record their own learning activity only
     "progress.read": _r(Rel.SELF, Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
+    "video.upload": _r(Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
+    "video.read": _r(Rel.ENROLLED, Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
+    "video.watch": _r(Rel.ENROLLED, Rel.COURSE_INSTRUCTOR, Rel.ADMIN),
+    "video.manage": _r(Rel.COURSE_INSTRUCTOR, Rel.ADMIN),  # title, language, transcripts
     "xapi.read_campus": _r(Rel.ADMIN),  # every statement of the campus; others: their own and their courses'
 }
 

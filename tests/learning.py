@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
-import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.api import PASSWORD, Person, course, login, person
+from tests.media import make_clip, uploaded_video
 from tests.support import ADMIN_PASSWORD, Campus
 
 
@@ -46,11 +48,12 @@ async def setup(c: httpx.AsyncClient, learners: int = 2) -> Setup:
             json={"title": "Check", "questions": [{"kind": "single", "prompt": "2+2?", "options": ["4", "5"], "answer": 0, "points": 2}]},
         )
     ).json()
+    video_id = await uploaded_video(c, teacher.h, crs["id"], make_clip(Path(tempfile.gettempdir()) / "lmsd-test-clip.mp4"))
     lessons = {}
     for key, body in (
         ("text", {"title": "Intro", "body": "# Hello"}),
         ("text2", {"title": "More", "body": "more"}),
-        ("video", {"title": "Lecture", "kind": "video", "video_id": str(uuid.uuid4())}),
+        ("video", {"title": "Lecture", "kind": "video", "video_id": video_id}),
         ("quiz", {"title": "Quiz", "kind": "quiz", "quiz_id": quiz["id"]}),
     ):
         r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=teacher.h, json=body)

@@ -72,6 +72,9 @@ def main() -> None:
     except KeyboardInterrupt:
         output.fail("interrupted")
         sys.exit(130)
+    except OSError as exc:  # a path that cannot be read or written: one line, not a traceback
+        output.fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        sys.exit(1)
     except Exception as exc:
         # Usage errors of the click that typer bundles: print its message, keep its code (2).
         show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lmsd import pagination, policy
 from lmsd.contracts.v1 import catalog_pb2
 from lmsd.courses.schemas import CourseIn, CoursePatch, LessonIn, LessonPatch, ModuleIn
-from lmsd.db.models import Course, CourseInstructor, Enrolment, Lesson, Module, User
+from lmsd.db.models import Course, CourseInstructor, Enrolment, Lesson, Module, User, videos
 from lmsd.errors import Conflict, Invalid, NotFound, PreconditionFailed, PreconditionRequired
 from lmsd.events import outbox
 from lmsd.events.envelope import NewEvent
@@ -295,6 +295,7 @@ async def create_lesson(session: AsyncSession, actor: Identity, module_id: uuid.
     module, rel = await load_module(session, actor, module_id)
     policy.require(actor, "course.update", rel)
     _check_kind(data.kind, data.video_id, data.quiz_id)
+    await _check_video(session, actor.campus_id, module.course_id, data.video_id)
     where = [Lesson.campus_id == actor.campus_id, Lesson.module_id == module_id]
     position = data.position if data.position is not None else await _next_position(session, Lesson, where)
     if data.position is not None:
@@ -324,6 +325,19 @@ def _check_kind(kind: str, video_id: uuid.UUID | None, quiz_id: uuid.UUID | None
         raise Invalid("a quiz lesson needs quiz_id")
 
 
+async def _check_video(
+    session: AsyncSession, campus_id: uuid.UUID, course_id: uuid.UUID, video_id: uuid.UUID | None
+) -> None:
+    """A lesson plays a video uploaded to its own course."""
+    if video_id is None:
+        return
+    found = await session.scalar(
+        select(videos.c.id).where(videos.c.campus_id == campus_id, videos.c.id == video_id, videos.c.course_id == course_id)
+    )
+    if found is None:
+        raise Invalid("video_id names no video of this course (upload it to the course first)")
+
+
 async def get_lesson(session: AsyncSession, actor: Identity, lesson_id: uuid.UUID) -> Lesson:
     lesson = await session.get(Lesson, (actor.campus_id, lesson_id))
     if lesson is None:
@@ -346,6 +360,8 @@ async def update_lesson(
     for key, value in changes.items():
         setattr(lesson, key, value)
     _check_kind(lesson.kind, lesson.video_id, lesson.quiz_id)
+    if "video_id" in changes:
+        await _check_video(session, actor.campus_id, lesson.course_id, lesson.video_id)
     lesson.version += 1
     await session.flush()
     return lesson

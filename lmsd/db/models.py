@@ -24,6 +24,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -409,6 +410,69 @@ projection_snapshots = Table(
 
 
 # The distribution plan, read by migrations (when the citus extension is present) and by tests.
+# The video platform (migration 0006, docs/video.md).
+uploads = Table(
+    "uploads",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("course_id", Uuid, nullable=False),
+    Column("owner_id", Uuid, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("filetype", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("language", String(35)),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("campus_id", "id"),
+    ForeignKeyConstraint(["campus_id", "course_id"], ["courses.campus_id", "courses.id"], ondelete="CASCADE"),
+)
+videos = Table(
+    "videos",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("course_id", Uuid, nullable=False),
+    Column("uploaded_by", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("language", String(35)),
+    Column("status", String(16), nullable=False, server_default="uploaded"),
+    Column("progress", SmallInteger, nullable=False, server_default="0"),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("probe", JSONB, nullable=False),
+    Column("duration_ms", BigInteger, nullable=False, server_default="0"),
+    Column("renditions", JSONB, nullable=False, server_default="[]"),
+    Column("audio", JSONB),
+    Column("poster", Text, nullable=False, server_default=""),
+    Column("sprite_vtt", Text, nullable=False, server_default=""),
+    Column("transcript_status", String(16), nullable=False, server_default="pending"),
+    Column("transcript_error", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    PrimaryKeyConstraint("campus_id", "id"),
+    ForeignKeyConstraint(["campus_id", "course_id"], ["courses.campus_id", "courses.id"], ondelete="CASCADE"),
+)
+video_transcripts = Table(
+    "video_transcripts",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("video_id", Uuid, nullable=False),
+    Column("language", String(35), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("model", Text, nullable=False, server_default=""),
+    Column("cues", JSONB, nullable=False),
+    Column("updated_by", Uuid),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    PrimaryKeyConstraint("campus_id", "video_id", "language"),
+    ForeignKeyConstraint(["campus_id", "video_id"], ["videos.campus_id", "videos.id"], ondelete="CASCADE"),
+)
+
+
 CITUS_REFERENCE = ("campuses", "event_consumers", "projection_snapshots")
 CITUS_DISTRIBUTED = {
     name: "campus_id"
@@ -432,5 +496,8 @@ CITUS_DISTRIBUTED = {
         "lesson_progress",
         "grades",
         "xapi_statements",
+        "uploads",
+        "videos",
+        "video_transcripts",
     )
 }

@@ -23,7 +23,7 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from lmsd.events import outbox
 from lmsd.events.envelope import Event, NewEvent, Undecodable, decode
-from lmsd.events.streams import EVENTS_STREAM, ConsumerSpec
+from lmsd.events.streams import ConsumerSpec
 
 log = logging.getLogger("lmsd.events.consumers")
 
@@ -112,7 +112,7 @@ class ConsumerRunner:
         self.projection = projection
 
     async def run(self, stop: asyncio.Event) -> None:
-        sub = await self.js.pull_subscribe_bind(durable=self.spec.name, stream=EVENTS_STREAM)
+        sub = await self.js.pull_subscribe_bind(durable=self.spec.name, stream=self.spec.stream)
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(self.spec.batch, timeout=1.0)

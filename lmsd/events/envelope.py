@@ -24,8 +24,8 @@ AGGREGATE_OF: dict[str, str] = {
     )},
     "course_published": "course",
     "course_updated": "course",
-    "video_uploaded": "video",
-    "video_transcoded": "video",
+    **{b: "video" for b in ("video_uploaded", "transcript_published", "transcription_requested")},
+    **{b: "transcode" for b in ("video_transcoded", "transcode_progress", "transcode_failed")},
 }
 assert set(AGGREGATE_OF) == set(BODIES), "every event body needs its aggregate"
 

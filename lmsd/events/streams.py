@@ -19,12 +19,33 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamSource,
+    SubjectTransform,
 )
 from nats.js.errors import NotFoundError
 
 EVENTS_STREAM = "LMSD_EVENTS"
 DLQ_STREAM = "LMSD_DLQ"
+JOBS_STREAM = "LMSD_JOBS"
 LEARNING_SUBJECTS = ("lmsd.*.enrolment.>",)
+# Work for the media workers, copied from LMSD_EVENTS into a work-queue stream (docs/video.md).
+TRANSCODE_JOBS = ("lmsd.*.video.*.video_uploaded",)
+TRANSCRIBE_JOBS = ("lmsd.*.transcode.*.video_transcoded", "lmsd.*.video.*.transcription_requested")
+TRANSCODER_REPORTS = ("lmsd.*.transcode.>",)
+JOB_CONSUMERS = ("transcode", "transcribe")  # dead letters of these are re-queued, not re-applied
+
+
+def _keep(pattern: str) -> SubjectTransform:
+    """A source transform that keeps matching subjects as they are."""
+    parts = pattern.split(".")
+    dest, n = [], 0
+    for part in parts:
+        if part == "*":
+            n += 1
+            dest.append(f"{{{{wildcard({n})}}}}")
+        else:
+            dest.append(part)
+    return SubjectTransform(src=pattern, dest=".".join(dest))
 
 
 @dataclass(frozen=True)
@@ -34,11 +55,16 @@ class StreamSpec:
     description: str
     retention: RetentionPolicy = RetentionPolicy.LIMITS
     duplicate_window_s: float = 120.0
+    sourced: tuple[str, ...] = ()  # subjects copied from LMSD_EVENTS (a stream without subjects)
 
     def config(self) -> StreamConfig:
+        sources = None
+        if self.sourced:
+            sources = [StreamSource(name=EVENTS_STREAM, subject_transforms=[_keep(p) for p in self.sourced])]
         return StreamConfig(
             name=self.name,
-            subjects=list(self.subjects),
+            subjects=list(self.subjects) or None,
+            sources=sources,
             description=self.description,
             retention=self.retention,
             storage=StorageType.FILE,
@@ -59,16 +85,25 @@ STREAMS: tuple[StreamSpec, ...] = (
         subjects=("lmsd-dlq.>",),
         description="Messages a consumer gave up on, kept for inspection and replay.",
     ),
+    StreamSpec(
+        name=JOBS_STREAM,
+        subjects=(),
+        description="Media jobs (transcode, transcribe): a work queue fed from LMSD_EVENTS.",
+        retention=RetentionPolicy.WORK_QUEUE,
+        sourced=(*TRANSCODE_JOBS, *TRANSCRIBE_JOBS),
+    ),
 )
 
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """A durable pull consumer of LMSD_EVENTS; a worker binds to it by name."""
+    """A durable pull consumer (of LMSD_EVENTS unless ``stream`` says otherwise); a worker binds
+    to it by name."""
 
     name: str
     filter_subjects: tuple[str, ...]
     description: str
+    stream: str = EVENTS_STREAM
     max_attempts: int = 5  # deliveries before a message goes to the dead-letter stream
     ack_wait_s: float = 10.0
     batch: int = 500
@@ -92,6 +127,17 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     # One consumer applies all learning projections in one transaction per batch: each event is
     # fetched, decoded, claimed and acknowledged once, and the read models never disagree.
     ConsumerSpec("learning", LEARNING_SUBJECTS, "Learning projections: progress, gradebook, xAPI statements."),
+    ConsumerSpec("media", TRANSCODER_REPORTS, "Video state from the transcoder's reports.", batch=100),
+    # lmsd-transcoder (Rust) counts attempts itself (media.transcode_attempts) and keeps each job
+    # alive with in-progress acks while ffmpeg runs.
+    ConsumerSpec(
+        "transcode", TRANSCODE_JOBS, "Transcode uploaded videos into the HLS ladder.", stream=JOBS_STREAM,
+        ack_wait_s=30.0, batch=1, redeliver_forever=True,
+    ),
+    ConsumerSpec(
+        "transcribe", TRANSCRIBE_JOBS, "Transcribe transcoded videos into WebVTT subtitles.", stream=JOBS_STREAM,
+        ack_wait_s=60.0, batch=1, max_attempts=3,
+    ),
 )
 
 
@@ -128,6 +174,7 @@ async def ensure_streams(nc: NATS, lrs_enabled: bool = False) -> list[tuple[str,
         current = info.config
         if (
             sorted(current.subjects or []) != sorted(wanted.subjects or [])
+            or [t.src for s in current.sources or [] for t in s.subject_transforms or []] != list(spec.sourced)
             or current.description != wanted.description
             or current.duplicate_window != wanted.duplicate_window
         ):
@@ -138,9 +185,9 @@ async def ensure_streams(nc: NATS, lrs_enabled: bool = False) -> list[tuple[str,
     for consumer in consumers_for(lrs_enabled):
         wanted_c = consumer.config()
         try:
-            current_c = (await js.consumer_info(EVENTS_STREAM, consumer.name)).config
+            current_c = (await js.consumer_info(consumer.stream, consumer.name)).config
         except NotFoundError:
-            await js.add_consumer(EVENTS_STREAM, wanted_c)
+            await js.add_consumer(consumer.stream, wanted_c)
             actions.append((f"consumer {consumer.name}", "created"))
             continue
         if (
@@ -149,7 +196,7 @@ async def ensure_streams(nc: NATS, lrs_enabled: bool = False) -> list[tuple[str,
             or current_c.ack_wait != wanted_c.ack_wait
             or current_c.description != wanted_c.description
         ):
-            await js.add_consumer(EVENTS_STREAM, wanted_c)  # same durable name: an update
+            await js.add_consumer(consumer.stream, wanted_c)  # same durable name: an update
             actions.append((f"consumer {consumer.name}", "updated"))
         else:
             actions.append((f"consumer {consumer.name}", "unchanged"))

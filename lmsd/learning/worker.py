@@ -19,12 +19,12 @@ from lmsd.settings import Settings
 
 
 async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
-    lrs = settings.events.xapi_lrs_url
-    specs = consumers_for(bool(lrs))
+    found = projections(settings.portal_url)
+    # the learning consumers; the media worker runs the media ones
+    specs = [spec for spec in consumers_for(bool(settings.events.xapi_lrs_url)) if spec.name in (*found, XAPI_FORWARD.name)]
     pool = await service.pg_pool(settings, secrets, size=len(specs) + 1)
     nc = await service.nats_service(settings, secrets, "lmsd-worker")
     js = nc.jetstream()
-    found = projections(settings.portal_url)
     forwarder = forwarder_for(settings)
     if forwarder is not None:
         # configured after install: make sure its durable consumer exists (idempotent)

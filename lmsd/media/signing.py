@@ -50,3 +50,17 @@ def signed_media_url(key: str | bytes, path: str, expires_at: int, file: str = "
     """A relative URL for ``path`` (or for ``file`` inside the scope ``path``), signed."""
     target = path + file if path.endswith("/") else path
     return f"{quote(target)}?{sign_media_path(key, path, expires_at)}"
+
+
+def verify_scope(key: str | bytes, scope: str, expires_at: int, sig: str, now: float) -> bool:
+    """Does ``sig`` grant the folder ``scope`` until ``expires_at``, and is that still ahead?"""
+    if not scope.startswith(MEDIA_PREFIX) or not scope.endswith("/") or expires_at < now:
+        return False
+    return hmac.compare_digest(_signature(key, scope, expires_at), sig)
+
+
+def scope_query(key: str | bytes, scope: str, expires_at: int) -> str:
+    """The query string granting the folder ``scope`` (a ``/media/…/`` prefix)."""
+    if not scope.endswith("/"):
+        raise ValueError(f"a scope ends with /: {scope!r}")
+    return sign_media_path(key, scope, expires_at)

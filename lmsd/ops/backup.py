@@ -5,7 +5,8 @@ A backup is one tar file (mode 0600: it holds the secrets) laid out as::
     manifest.json          format, versions, campus, schema revision, sha256 of every member
     db/lmsd.dump           pg_dump custom format: a consistent MVCC snapshot
     jetstream/...          the JetStream store, copied while NATS is paused
-    media/...              uploaded and generated media
+    media/...              generated media (HLS ladders, subtitles) served under /media/
+    videos/...             uploaded video sources (kept to transcode again)
     config/config.toml     the admin's config
     config/secrets.toml    the generated secrets (the restored campus keeps its keys)
 
@@ -123,6 +124,7 @@ def create_backup(settings: Settings, reporter: Reporter, dest: Path | None = No
             _copy_tree(nats_rt.store_dir(settings), staging / "jetstream")
         with reporter.step("Copying media files"):
             _copy_tree(RunPaths(settings.data_dir).media, staging / "media")
+            _copy_tree(settings.data_dir / "videos", staging / "videos")
         (staging / "config").mkdir()
         shutil.copy2(settings.data_dir / CONFIG_FILE, staging / "config" / "config.toml")
         shutil.copy2(credentials.secrets_path(settings.data_dir), staging / "config" / "secrets.toml")
@@ -269,6 +271,9 @@ def restore(
             media = RunPaths(data_dir).media
             shutil.rmtree(media, ignore_errors=True)
             _copy_tree(staging / "media", media)
+            shutil.rmtree(data_dir / "videos", ignore_errors=True)
+            if (staging / "videos").exists():  # backups before 0.2 have no video sources
+                _copy_tree(staging / "videos", data_dir / "videos")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if start:

@@ -21,9 +21,10 @@ from lmsd.errors import Invalid, NotFound, OperationFailed
 from lmsd.events import relay, service
 from lmsd.events.consumers import Delivered, Projection, apply_batch
 from lmsd.events.envelope import Undecodable, decode
-from lmsd.events.streams import DLQ_STREAM, EVENTS_STREAM, LEARNING_SUBJECTS, consumers_for
+from lmsd.events.streams import DLQ_STREAM, EVENTS_STREAM, JOB_CONSUMERS, LEARNING_SUBJECTS, consumers_for
 from lmsd.learning.forwarder import forwarder_for
 from lmsd.learning.projections import CONSUMER_OF, projections
+from lmsd.media.projection import MediaProjection
 from lmsd.runtime import nats as nats_rt
 from lmsd.settings import Settings
 
@@ -59,7 +60,7 @@ async def summary(settings: Settings, secrets: Secrets) -> dict[str, Any]:
         consumers = []
         for spec in consumers_for(bool(settings.events.xapi_lrs_url)):
             try:
-                info = await js.consumer_info(EVENTS_STREAM, spec.name)
+                info = await js.consumer_info(spec.stream, spec.name)
                 pending, unacked, redelivered = info.num_pending or 0, info.num_ack_pending or 0, info.num_redelivered or 0
             except NotFoundError:
                 pending = unacked = redelivered = -1
@@ -137,6 +138,7 @@ async def replay_dead_letters(settings: Settings, secrets: Secrets, seqs: list[i
     """Apply dead letters again through their consumer's projection (idempotent); the ones that
     now apply leave the dead-letter stream. Returns (seq, outcome) pairs."""
     found = projections(settings.portal_url)
+    found[MediaProjection.name] = MediaProjection()
     forwarder = forwarder_for(settings)
     if forwarder is not None:
         found[forwarder.name] = forwarder
@@ -144,6 +146,12 @@ async def replay_dead_letters(settings: Settings, secrets: Secrets, seqs: list[i
     async with connections(settings, secrets) as (conn, nc):
         js = nc.jetstream()
         for letter in await _dead_letters(nc, seqs):
+            if letter.consumer in JOB_CONSUMERS:
+                # a job runs again: its event is published anew and the work queue takes it
+                await js.publish(letter.subject, letter.data, headers={"Nats-Msg-Id": f"retry-{letter.seq}-{letter.subject}"})
+                await js.delete_msg(DLQ_STREAM, letter.seq)
+                results.append((letter.seq, "queued again"))
+                continue
             projection = found.get(letter.consumer)
             if projection is None:
                 results.append((letter.seq, f"kept: unknown consumer {letter.consumer!r}"))

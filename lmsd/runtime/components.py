@@ -7,6 +7,7 @@ status` probes them; later issues add their workers here.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmsd.credentials import Secrets
+from lmsd.media import tools
 from lmsd.runtime import binaries, health, nats, postgres, replica
 from lmsd.runtime.paths import RunPaths
 from lmsd.settings import Settings
@@ -101,6 +103,7 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
     for name, label, module in (
         ("relay", "Outbox relay", "lmsd.events.relay"),
         ("worker", "Event consumers", "lmsd.learning.worker"),
+        ("media-worker", "Media worker (video state, transcription)", "lmsd.media.worker"),
     ):
         components.append(
             Component(
@@ -111,8 +114,49 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
                 env=base_env,
             )
         )
+    components += [_transcoder(settings, secrets, base_env, n) for n in range(settings.media.transcoders)]
     components.append(_gateway(settings, secrets, base_env))
     return components
+
+
+def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], n: int) -> Component:
+    """lmsd-transcoder n (Rust, drives ffmpeg): a worker of the ``transcode`` work queue
+    (docs/video.md). NATS credentials reach it as a 0600 file, like the gateway's media key."""
+    media = settings.media
+    paths = RunPaths(settings.data_dir)
+    auth_file = paths.run / "transcoder-nats.json"
+    heartbeat = paths.heartbeat(f"transcoder-{n}")
+    env = {
+        **base_env,
+        "LMSD_TRANSCODER_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
+        "LMSD_TRANSCODER_NATS_AUTH_FILE": str(auth_file),
+        "LMSD_TRANSCODER_DATA_DIR": str(settings.data_dir),
+        "LMSD_TRANSCODER_FFMPEG": tools.ffmpeg(media),
+        "LMSD_TRANSCODER_LADDER": media.ladder,
+        "LMSD_TRANSCODER_AUDIO_KBPS": str(media.audio_kbps),
+        "LMSD_TRANSCODER_SEGMENT_SECONDS": str(media.segment_seconds),
+        "LMSD_TRANSCODER_MAX_ATTEMPTS": str(media.transcode_attempts),
+        "LMSD_TRANSCODER_BACKOFF": ",".join(str(s) for s in media.transcode_backoff_s),
+        "LMSD_TRANSCODER_HEARTBEAT_FILE": str(heartbeat),
+    }
+
+    def prepare() -> None:
+        paths.run.mkdir(parents=True, exist_ok=True)
+        tmp = auth_file.with_suffix(f".tmp{n}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"user": nats.NATS_USER, "password": secrets.nats_password}, handle)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, auth_file)
+
+    return Component(
+        name=f"transcoder-{n}",
+        label=f"Transcoder {n}",
+        argv=[binaries.rust_binary("lmsd-transcoder"), "serve"],
+        probe=lambda: health.probe_heartbeat(heartbeat),
+        env=env,
+        prepare=prepare,
+    )
 
 
 def _gateway(settings: Settings, secrets: Secrets, base_env: dict[str, str]) -> Component:

@@ -24,8 +24,12 @@ from lmsd.identity.controller import AuthController, MeController, UserControlle
 from lmsd.identity.sso_controller import SsoController
 from lmsd.identity.tokens import TokenIssuer
 from lmsd.learning.controller import LearningController
+from lmsd.media.controller import MediaPlaylistController, UploadController, VideoController
+from lmsd.media.pathways import PathwayHealth
 from lmsd.policy import Identity
 from lmsd.portal.controller import PortalController
+from lmsd.portal.static_files import favicon, static_file
+from lmsd.portal.watch import WatchController
 from lmsd.quizzes.controller import QuizController
 from lmsd.server.consistency import client_lsn, lsn_middleware, remember
 from lmsd.server.errors import HANDLERS, problem
@@ -89,12 +93,15 @@ async def provide_identity(request: Request[object, object, State]) -> Identity:
 
 def create_app(settings: Settings, secrets: Secrets) -> Litestar:
     database = Database.from_settings(settings, secrets, pool_size=5)
+    pathway_health = PathwayHealth(settings.media)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pathway_health.start()
         try:
             yield
         finally:
+            await pathway_health.stop()
             await database.dispose()
 
     state = State(
@@ -104,6 +111,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             "database": database,
             "issuer": TokenIssuer(secrets, issuer=settings.portal_url.rstrip("/")),
             "secrets": secrets,
+            "pathway_health": pathway_health,
         }
     )
     app = Litestar(
@@ -122,7 +130,13 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             EnrolmentController,
             QuizController,
             LearningController,
+            UploadController,
+            VideoController,
+            MediaPlaylistController,
             PortalController,
+            WatchController,
+            static_file,
+            favicon,
         ],
         dependencies={
             "db": Provide(provide_session),

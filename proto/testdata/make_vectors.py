@@ -131,6 +131,63 @@ CASES: dict[str, dict[str, Any]] = {
             "master_playlist": "videos/v-1/master.m3u8",
         },
     ),
+    "video_uploaded_probed": event(
+        aggregate="video",
+        video_uploaded={
+            "course_id": COURSE,
+            "filename": "lecture.mov",
+            "size_bytes": "734003200",
+            "language": "pt-BR",
+            "source_path": "videos/v-1/source",
+            "output_dir": "media/videos/v-1/hls",
+            "probe": {
+                "width": 1080, "height": 1920, "rotation": 90, "duration_ms": "3723040",
+                "video_codec": "h264", "audio_codec": "", "pix_fmt": "yuv420p", "bit_rate": "1577000",
+                "frame_rate": 29.97, "has_audio": False, "container": "mov,mp4,m4a,3gp,3g2,mj2",
+                "video_bit_rate": "1500000",
+            },
+        },
+    ),
+    "video_transcoded_full": event(
+        aggregate="transcode",
+        version="0",
+        video_transcoded={
+            "course_id": COURSE,
+            "renditions": [
+                {"name": "240p", "width": 426, "height": 240, "bandwidth": 540000, "average_bandwidth": 450000,
+                 "codecs": "avc1.64001e", "playlist": "240p/index.m3u8"},
+                {"name": "1080p", "width": 1920, "height": 1080, "bandwidth": 5600000, "codecs": "avc1.640028",
+                 "playlist": "1080p/index.m3u8", "remuxed": True},
+            ],
+            "audio": {"name": "audio", "bandwidth": 136000, "codecs": "mp4a.40.2", "playlist": "audio/index.m3u8"},
+            "duration_ms": 60000,
+            "master_playlist": "videos/v-1/hls/master.m3u8",
+            "poster": "poster.jpg",
+            "sprite": "sprite.jpg",
+            "sprite_vtt": "sprite.vtt",
+            "output_dir": "media/videos/v-1/hls",
+            "attempt": 2,
+            "encode_ms": 41234,
+        },
+    ),
+    "transcode_progress": event(
+        aggregate="transcode", version="0",
+        transcode_progress={"course_id": COURSE, "percent": 42, "processed_ms": "25200", "attempt": 1},
+    ),
+    "transcode_failed": event(
+        aggregate="transcode", version="0",
+        transcode_failed={"course_id": COURSE, "reason": "moov atom not found", "attempt": 4, "final": True},
+    ),
+    "transcript_published": event(
+        aggregate="video",
+        transcript_published={
+            "course_id": COURSE, "language": "en", "text": "Welcome to the lecture.\nToday: vectors.",
+            "cue_count": 2, "revision": 3, "source": "edited", "model": "",
+        },
+    ),
+    "transcription_requested": event(
+        aggregate="video", transcription_requested={"course_id": COURSE, "language": "fr"},
+    ),
 }
 
 

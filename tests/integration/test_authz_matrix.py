@@ -8,11 +8,20 @@ other A actor must get 403 (or 404 where existence itself is private), and every
 
 from __future__ import annotations
 
+import base64
+import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.api import PASSWORD, Person, admin, client, course, login, person
 from tests.db import Database
+from tests.integration.test_video_api import make_ready
+from tests.media import make_clip, uploaded_video
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 A_ACTORS = ("a_admin", "a_instructor", "a_learner", "a_outsider")
 B_ACTORS = ("b_admin", "b_instructor", "b_learner")
@@ -27,6 +36,7 @@ class Case:
     ok: set[int] = field(default_factory=lambda: {200})
     hidden: set[str] = field(default_factory=set)  # A actors who get 404 (existence is private)
     if_match: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 async def _setup(c, db: Database) -> tuple[dict[str, Person], dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -55,10 +65,13 @@ async def _setup(c, db: Database) -> tuple[dict[str, Person], dict[str, str]]:  
     enrolment = (await c.post(f"/api/v1/courses/{crs['id']}/enrol", headers=people["a_learner"].h)).json()
     # B has its own course, to prove lists are scoped rather than empty.
     b_course = await course(c, people["b_instructor"])
+    clip = make_clip(Path(tempfile.gettempdir()) / "lmsd-test-clip.mp4")
+    video = await uploaded_video(c, teacher.h, crs["id"], clip)  # type: ignore[arg-type]
+    await make_ready(db, video)
     ids = {
         "course": crs["id"], "draft": draft["id"], "module": module["id"], "lesson": lesson["id"], "quiz": quiz["id"],
         "enrolment": enrolment["id"], "a_learner": people["a_learner"].id, "a_outsider": people["a_outsider"].id,
-        "a_instructor": teacher.id, "b_course": b_course["id"], "b_campus": b_id,
+        "a_instructor": teacher.id, "b_course": b_course["id"], "b_campus": b_id, "video": video,
     }
     return people, ids
 
@@ -76,6 +89,15 @@ def _cases(ids: dict[str, str]) -> list[Case]:
         Case("POST", f"/api/v1/courses/{ids['course']}/instructors", staff, {"user_id": ids["a_instructor"]}, ok={204}),
         Case("PATCH", f"/api/v1/modules/{ids['module']}", staff, {"title": "Renamed"}, if_match=True),
         Case("POST", f"/api/v1/modules/{ids['module']}/lessons", staff, {"title": "More"}, ok={201}),
+        # before any case enrols a_outsider
+        Case("GET", f"/api/v1/courses/{ids['course']}/videos", staff | {"a_learner"}),
+        Case("GET", f"/api/v1/videos/{ids['video']}", staff | {"a_learner"}, hidden={"a_outsider"}),
+        Case("GET", f"/api/v1/videos/{ids['video']}/playback", staff | {"a_learner"}, hidden={"a_outsider"}),
+        Case("PATCH", f"/api/v1/videos/{ids['video']}", staff, {"title": "Renamed"}, hidden={"a_outsider"}),
+        Case("POST", f"/api/v1/videos/{ids['video']}/transcribe", staff, {"language": "en"}, ok={202}, hidden={"a_outsider"}),
+        Case("POST", "/api/v1/uploads", staff, ok={201}, headers={
+            "tus-resumable": "1.0.0", "upload-length": "1000",
+            "upload-metadata": f"course_id {b64(ids['course'])},filename {b64('a.mp4')},filetype {b64('video/mp4')}"}),
         Case("GET", f"/api/v1/lessons/{ids['lesson']}", staff | {"a_learner"}),
         Case("PATCH", f"/api/v1/lessons/{ids['lesson']}", staff, {"title": "Edited"}, if_match=True),
         Case("GET", f"/api/v1/quizzes/{ids['quiz']}", staff | {"a_learner"}),
@@ -104,7 +126,7 @@ async def test_every_endpoint_role_and_campus(database: Database) -> None:
         failures = []
         for case in _cases(ids):
             for actor in (*A_ACTORS, *B_ACTORS):
-                headers = dict(people[actor].h)
+                headers = {**people[actor].h, **case.headers}
                 if case.if_match:
                     headers["if-match"] = "*"
                 r = await c.request(case.method, case.path, headers=headers, json=case.body)

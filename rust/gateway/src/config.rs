@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 100 * 1024 * 1024;
 /// (`GET /api/v1/sso/*` covers the browser redirects of single sign-on; the API
 /// still authorises everything it serves, a public route only skips the gateway's check.)
 pub const DEFAULT_PUBLIC_ROUTES: &str =
-    "/api/v1/auth/*,/api/v1/campus,/api/v1/schema*,GET /api/v1/sso/*";
+    "/api/v1/auth/*,/api/v1/campus,/api/v1/schema*,GET /api/v1/sso/*,GET /api/v1/media/*";
 /// Prefix of the environment variables the gateway reads.
 pub const ENV_PREFIX: &str = "LMSD_GATEWAY_";
 
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(c.max_body_bytes, 10);
         assert_eq!(c.rate_read, MaybeBudget(None));
         assert_eq!(c.balance, Balance::RoundRobin);
-        assert_eq!(c.public_routes.len(), 4);
+        assert_eq!(c.public_routes.len(), 5);
 
         for bad in [
             &["--request-timeout-secs", "0"][..],

@@ -50,6 +50,15 @@ fn rendition(name: &str, width: u32, height: u32, bandwidth: u32) -> v1::Renditi
         width,
         height,
         bandwidth,
+        ..Default::default()
+    }
+}
+
+/// A transcoder report: aggregate "transcode", unversioned.
+fn report(body: Body) -> v1::Event {
+    v1::Event {
+        version: 0,
+        ..with_aggregate("transcode", body)
     }
 }
 
@@ -160,6 +169,7 @@ fn expected(name: &str) -> Option<v1::Event> {
                 filename: s("vorlesung-übung-01.mp4"),
                 size_bytes: 9_007_199_254_740_993,
                 language: s("de"),
+                ..Default::default()
             }),
         ),
         "video_transcoded" => with_aggregate(
@@ -173,6 +183,93 @@ fn expected(name: &str) -> Option<v1::Event> {
                 ],
                 duration_ms: 3_723_000,
                 master_playlist: s("videos/v-1/master.m3u8"),
+                ..Default::default()
+            }),
+        ),
+        "video_uploaded_probed" => with_aggregate(
+            "video",
+            Body::VideoUploaded(v1::VideoUploaded {
+                course_id: s(COURSE),
+                filename: s("lecture.mov"),
+                size_bytes: 734_003_200,
+                language: s("pt-BR"),
+                source_path: s("videos/v-1/source"),
+                output_dir: s("media/videos/v-1/hls"),
+                probe: Some(v1::VideoProbe {
+                    width: 1080,
+                    height: 1920,
+                    rotation: 90,
+                    duration_ms: 3_723_040,
+                    video_codec: s("h264"),
+                    audio_codec: String::new(),
+                    pix_fmt: s("yuv420p"),
+                    bit_rate: 1_577_000,
+                    frame_rate: 29.97,
+                    has_audio: false,
+                    container: s("mov,mp4,m4a,3gp,3g2,mj2"),
+                    video_bit_rate: 1_500_000,
+                }),
+            }),
+        ),
+        "video_transcoded_full" => report(Body::VideoTranscoded(v1::VideoTranscoded {
+            course_id: s(COURSE),
+            renditions: vec![
+                v1::Rendition {
+                    average_bandwidth: 450_000,
+                    codecs: s("avc1.64001e"),
+                    playlist: s("240p/index.m3u8"),
+                    ..rendition("240p", 426, 240, 540_000)
+                },
+                v1::Rendition {
+                    codecs: s("avc1.640028"),
+                    playlist: s("1080p/index.m3u8"),
+                    remuxed: true,
+                    ..rendition("1080p", 1920, 1080, 5_600_000)
+                },
+            ],
+            audio: Some(v1::Rendition {
+                codecs: s("mp4a.40.2"),
+                playlist: s("audio/index.m3u8"),
+                ..rendition("audio", 0, 0, 136_000)
+            }),
+            duration_ms: 60_000,
+            master_playlist: s("videos/v-1/hls/master.m3u8"),
+            poster: s("poster.jpg"),
+            sprite: s("sprite.jpg"),
+            sprite_vtt: s("sprite.vtt"),
+            output_dir: s("media/videos/v-1/hls"),
+            attempt: 2,
+            encode_ms: 41_234,
+        })),
+        "transcode_progress" => report(Body::TranscodeProgress(v1::TranscodeProgress {
+            course_id: s(COURSE),
+            percent: 42,
+            processed_ms: 25_200,
+            attempt: 1,
+        })),
+        "transcode_failed" => report(Body::TranscodeFailed(v1::TranscodeFailed {
+            course_id: s(COURSE),
+            reason: s("moov atom not found"),
+            attempt: 4,
+            r#final: true,
+        })),
+        "transcript_published" => with_aggregate(
+            "video",
+            Body::TranscriptPublished(v1::TranscriptPublished {
+                course_id: s(COURSE),
+                language: s("en"),
+                text: s("Welcome to the lecture.\nToday: vectors."),
+                cue_count: 2,
+                revision: 3,
+                source: s("edited"),
+                model: String::new(),
+            }),
+        ),
+        "transcription_requested" => with_aggregate(
+            "video",
+            Body::TranscriptionRequested(v1::TranscriptionRequested {
+                course_id: s(COURSE),
+                language: s("fr"),
             }),
         ),
         _ => return None,
@@ -200,6 +297,12 @@ const KNOWN: &[&str] = &[
     "course_updated",
     "video_uploaded",
     "video_transcoded",
+    "video_uploaded_probed",
+    "video_transcoded_full",
+    "transcode_progress",
+    "transcode_failed",
+    "transcript_published",
+    "transcription_requested",
 ];
 
 /// The `.proto` field name of a body variant. Exhaustive: a new variant fails to compile here
@@ -218,9 +321,13 @@ fn variant(body: &Body) -> &'static str {
         Body::CourseUpdated(_) => "course_updated",
         Body::VideoUploaded(_) => "video_uploaded",
         Body::VideoTranscoded(_) => "video_transcoded",
+        Body::TranscodeProgress(_) => "transcode_progress",
+        Body::TranscodeFailed(_) => "transcode_failed",
+        Body::TranscriptPublished(_) => "transcript_published",
+        Body::TranscriptionRequested(_) => "transcription_requested",
     }
 }
-const VARIANT_COUNT: usize = 12;
+const VARIANT_COUNT: usize = 16;
 
 fn cases() -> Vec<(String, String)> {
     let doc: serde_json::Value = serde_json::from_str(VECTORS).expect("vectors.json is JSON");

@@ -1,0 +1,162 @@
+"""The watch page of a video lesson (``/watch/<lesson id>``), for the signed-in portal session.
+
+The page plays the lesson's video with hls.js (static/player.js) from a signed playback grant,
+shows the transcoding progress while there is none yet, and reports the ranges the learner
+watched to ``/watch/<lesson id>/progress``, which records them as a ``video_watched`` learning
+event of the learner's enrolment. Cookie sessions are protected against CSRF twice: the
+request must come from the portal's origin and carry a token derived from the session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Body
+from litestar.response import Redirect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lmsd.courses.service import get_lesson
+from lmsd.db.models import Enrolment
+from lmsd.errors import Forbidden, Invalid, LmsdError, NotFound
+from lmsd.identity.tokens import TokenIssuer
+from lmsd.learning import service as learning
+from lmsd.learning.schemas import ActivityBatch, ActivityIn
+from lmsd.media import service as media
+from lmsd.policy import Identity
+from lmsd.portal.controller import COOKIE, _same_origin
+from lmsd.portal.video import Transcoding, render_watch_page
+
+MAX_RANGES = 500
+
+
+class WatchedRanges(msgspec.Struct):
+    segments: Annotated[list[tuple[float, float]], msgspec.Meta(max_length=MAX_RANGES)] = []
+    position_s: float = 0.0
+    duration_s: float = 0.0
+    csrf_token: str = ""  # only when the browser had to fall back to sendBeacon (no headers)
+
+
+def csrf_token(session_secret: str, session_token: str) -> str:
+    mac = hmac.new(session_secret.encode(), b"csrf\n" + session_token.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def _session(request: Request[Any, Any, State]) -> tuple[Identity, str] | None:
+    token = request.cookies.get(COOKIE, "")
+    if not token:
+        return None
+    issuer: TokenIssuer = request.app.state.issuer
+    try:
+        return issuer.verify(token), token
+    except LmsdError:
+        return None
+
+
+async def _video_lesson(db: AsyncSession, who: Identity, lesson_id: uuid.UUID) -> tuple[Any, uuid.UUID]:
+    lesson = await get_lesson(db, who, lesson_id)
+    if lesson.kind != "video" or lesson.video_id is None:
+        raise NotFound("this lesson has no video")
+    return lesson, lesson.video_id
+
+
+def _not_found(status: int = 404) -> Response[str]:
+    return Response(
+        "<!doctype html><title>Not found</title><p>There is no such lesson here.</p>",
+        status_code=status, media_type="text/html", headers={"Content-Security-Policy": "default-src 'none'"},
+    )
+
+
+class WatchController(Controller):
+    path = "/watch"
+    include_in_schema = False
+
+    @get("/{lesson_id:uuid}")
+    async def page(self, request: Request[Any, Any, State], db: AsyncSession, lesson_id: uuid.UUID) -> Response[Any]:
+        found = _session(request)
+        if found is None:
+            return Redirect("/", status_code=303)
+        who, token = found
+        app = request.app.state
+        try:
+            lesson, video_id = await _video_lesson(db, who, lesson_id)
+            video = await media.get_video(db, who, video_id)
+        except (NotFound, Forbidden):
+            return _not_found()  # a lesson of another campus or course is not there, not forbidden
+        csrf = csrf_token(app.secrets.session_secret, token)
+        progress_url = f"/watch/{lesson_id}/progress"
+        origins = sorted({p.base_url.split("/", 3)[0] + "//" + p.base_url.split("/", 3)[2] for p in app.settings.media.pathways})
+        if video.status != "ready":
+            page = render_watch_page(
+                title=lesson.title, master_url="", progress_url=progress_url, csrf_token=csrf,
+                transcoding=Transcoding(percent=video.progress, status_url=f"/watch/{lesson_id}/status"),
+            )
+        else:
+            grant = await media.playback(db, who, app.settings, app.secrets, video_id, media.now())
+            page = render_watch_page(
+                title=lesson.title, master_url=grant.master_url, progress_url=progress_url, csrf_token=csrf,
+                poster_url=grant.poster_url or None, captions=True, language=video.language,
+                thumbnails_vtt_url=grant.thumbnails_url or None, media_origins=origins,
+            )
+        return Response(
+            page.html, media_type="text/html",
+            headers={"Content-Security-Policy": page.csp, "Cache-Control": "private, no-store",
+                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
+        )
+
+    @get("/{lesson_id:uuid}/status")
+    async def status(self, request: Request[Any, Any, State], db: AsyncSession, lesson_id: uuid.UUID) -> Response[Any]:
+        found = _session(request)
+        if found is None:
+            raise Forbidden("sign in first")
+        _, video_id = await _video_lesson(db, found[0], lesson_id)
+        video = await media.get_video(db, found[0], video_id)
+        state = {"uploaded": "queued"}.get(video.status, video.status)
+        return Response(
+            {"state": state, "percent": video.progress, "detail": video.error},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @post("/{lesson_id:uuid}/progress", status_code=204)
+    async def progress(
+        self,
+        request: Request[Any, Any, State],
+        db: AsyncSession,
+        lesson_id: uuid.UUID,
+        data: Annotated[WatchedRanges, Body()],
+    ) -> None:
+        """Watched ranges in seconds → one ``video_watched`` event of the learner's enrolment.
+        Staff previewing a lesson record nothing."""
+        found = _session(request)
+        if found is None:
+            raise Forbidden("sign in first")
+        who, token = found
+        sent = request.headers.get("x-csrf-token") or data.csrf_token
+        expected = csrf_token(request.app.state.secrets.session_secret, token)
+        if not _same_origin(request) or not hmac.compare_digest(sent, expected):
+            raise Forbidden("this request must come from the portal page")
+        lesson, _ = await _video_lesson(db, who, lesson_id)
+        segments = [(int(a * 1000), int(b * 1000)) for a, b in data.segments if b > a >= 0]
+        if not segments:
+            if data.segments:
+                raise Invalid("segments are [start_s, end_s] pairs with 0 <= start < end")
+            return
+        enrolment = await db.scalar(
+            select(Enrolment.id).where(
+                Enrolment.campus_id == who.campus_id, Enrolment.course_id == lesson.course_id,
+                Enrolment.user_id == who.user_id, Enrolment.status == "active",
+            )
+        )
+        if enrolment is None:
+            return
+        batch = ActivityBatch(events=[
+            ActivityIn(enrolment_id=enrolment, type="video_watched", lesson_id=lesson_id, segments=segments)
+        ])
+        await learning.record_activity(db, who, batch, request.app.state.settings.events.max_batch)

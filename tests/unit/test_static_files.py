@@ -1,0 +1,112 @@
+"""/static/ on the API app: types, caching validators, 404 problems, no way out of the folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from lmsd import credentials
+from lmsd.portal.static_files import STATIC_DIR, asset_url, resolve, static_file
+from lmsd.server.errors import HANDLERS
+from lmsd.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """The handler with the API's error handlers (the whole app: test_the_api_app_serves_static)."""
+    app = Litestar(route_handlers=[static_file], exception_handlers=HANDLERS)  # type: ignore[arg-type]
+    with TestClient(app) as c:
+        yield c
+
+
+def test_the_api_app_serves_static(tmp_path: Path) -> None:
+    from lmsd.server.app import create_app
+
+    app = create_app(Settings(data_dir=tmp_path), credentials.generate())
+    with TestClient(app) as c:
+        r = c.get("/static/player.js")
+        assert r.status_code == 200 and r.headers["content-type"] == "text/javascript; charset=utf-8"
+        missing = c.get("/static/nope.js")
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith(
+            "application/problem+json"
+        )
+    assert "/static/{path:path}" not in app.openapi_schema.to_schema()["paths"]
+
+
+def test_player_script_is_javascript_cacheable_and_not_sniffed(client: TestClient) -> None:  # type: ignore[type-arg]
+    r = client.get("/static/player.js")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert r.headers["cache-control"] == "public, max-age=86400"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["etag"] and r.headers["last-modified"]
+    assert r.content == (STATIC_DIR / "player.js").read_bytes()
+    assert client.get("/static/player.css").headers["content-type"] == "text/css; charset=utf-8"
+
+
+def test_vendor_hls_is_built_and_served(client: TestClient) -> None:  # type: ignore[type-arg]
+    # Built by scripts/bootstrap (npm ci + npm run build); a wheel carries it as an artifact.
+    for name in ("hls.min.js", "hls.worker.js"):
+        r = client.get(f"/static/vendor/{name}")
+        assert r.status_code == 200, f"{name}: run scripts/bootstrap"
+        assert r.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert "sourceMappingURL" not in client.get("/static/vendor/hls.min.js").text[-200:]
+
+
+def test_revalidation_answers_304(client: TestClient) -> None:  # type: ignore[type-arg]
+    first = client.get("/static/player.js")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    again = client.get("/static/player.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag and again.headers["cache-control"] == "public, max-age=86400"
+    assert client.get("/static/player.js", headers={"If-None-Match": f'"x", W/{etag}'}).status_code == 304
+    assert client.get("/static/player.js", headers={"If-Modified-Since": modified}).status_code == 304
+    assert client.get("/static/player.js", headers={"If-None-Match": '"other"'}).status_code == 200
+    old = "Mon, 01 Jan 2001 00:00:00 GMT"
+    assert client.get("/static/player.js", headers={"If-Modified-Since": old}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/missing.js",
+        "/static/vendor/",
+        "/static/../web/package.json",
+        "/static/%2e%2e/web/package.json",
+        "/static/vendor/%2e%2e/%2e%2e/web/package.json",
+        "/static/..%2fweb%2fpackage.json",
+        "/static/%2e%2e%2f%2e%2e%2fportal%2fweb%2fpackage.json",
+        "/static/vendor/..%5c..%5cweb%5cpackage.json",
+        "/static//etc/passwd.txt",
+        "/static/.hidden.js",
+        "/static/video.py",
+    ],
+)
+def test_missing_or_outside_is_a_404_problem(client: TestClient, path: str) -> None:  # type: ignore[type-arg]
+    r = client.get(path)
+    assert r.status_code == 404, path
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == 404
+
+
+def test_resolve_stays_inside_the_folder(tmp_path: Path) -> None:
+    root = tmp_path / "static"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.js").write_text("ok")
+    (tmp_path / "secret.js").write_text("no")
+    (root / "link.js").symlink_to(tmp_path / "secret.js")
+    assert resolve("sub/a.js", root) == (root / "sub" / "a.js").resolve()
+    for bad in ("../secret.js", "sub/../../secret.js", "link.js", "/../secret.js", "sub\\..\\..\\secret.js",
+                "sub/./a.js", "", "sub/a.exe", ".git/config.js", "a\0.js"):  # fmt: skip
+        assert resolve(bad, root) is None, bad
+
+
+def test_asset_url_busts_caches_with_the_content_hash() -> None:
+    url = asset_url("player.js")
+    assert url.startswith("/static/player.js?v=") and len(url.split("v=")[1]) == 12
+    with pytest.raises(ValueError):
+        asset_url("../controller.py")
