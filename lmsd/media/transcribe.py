@@ -3,8 +3,10 @@
 Pure library code (no database, no bus); the media worker calls :func:`transcribe` and writes the
 result with :func:`~lmsd.media.subtitles.write_webvtt` and
 :func:`~lmsd.media.subtitles.write_hls_subtitles`. Everything here blocks and is CPU-bound (about
-0.4 s of CPU per second of audio with pocketsphinx on one core): call it with
-``asyncio.to_thread`` or in a process pool, not on the event loop.
+0.45 s of one core per second of audio with pocketsphinx). PocketSphinx holds the GIL for up to
+about 2 s at a time, so from an event loop run it in a process pool (``loop.run_in_executor`` with
+a ``ProcessPoolExecutor``; :class:`Transcript` and the errors pickle); ``asyncio.to_thread`` works
+but stalls the loop for those seconds.
 
 Module map:
 

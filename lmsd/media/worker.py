@@ -16,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import asyncpg
@@ -40,6 +43,7 @@ from lmsd.settings import Settings
 log = logging.getLogger("lmsd.media.worker")
 TRANSCRIBE = consumer_spec("transcribe")
 SWEEP_EVERY_S = 600.0
+IDLE = "consuming: media, transcribe"
 
 
 class Transcriber:
@@ -48,6 +52,13 @@ class Transcriber:
         self.pool = pool
         self.settings = settings
         self.beat = beat
+        # pocketsphinx holds the GIL while it decodes: in a thread it would stall this loop
+        # (heartbeat, the media consumer, in-progress acks) for seconds at a time
+        self.processes = self._pool()
+
+    @staticmethod
+    def _pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
     async def run(self, stop: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=TRANSCRIBE.name, stream=TRANSCRIBE.stream)
@@ -84,6 +95,8 @@ class Transcriber:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RuntimeError, ValueError) as exc:
             delivered = msg.metadata.num_delivered
             log.warning("transcribe %s: attempt %s failed: %s", video_id, delivered, exc)
+            if isinstance(exc, BrokenProcessPool):  # the recogniser process died: a new one
+                self.processes = self._pool()
             if delivered >= TRANSCRIBE.max_attempts:
                 await dead_letter(self.js, TRANSCRIBE.name, msg, f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(OSError, asyncpg.PostgresError):
@@ -92,7 +105,7 @@ class Transcriber:
             else:
                 await msg.nak(delay=min(10.0 * 2 ** (delivered - 1), 120.0))
         finally:
-            self.beat.detail = "idle"
+            self.beat.detail = IDLE
 
     async def _transcribe(self, msg: Msg, event_id: str, campus_id: uuid.UUID, video_id: uuid.UUID, requested: str) -> None:
         async with self.pool.acquire() as conn:
@@ -129,8 +142,8 @@ class Transcriber:
             return
         source = media.source_file(self.settings, video_id)
         self.beat.detail = f"transcribing {video_id}"
-        work = asyncio.create_task(
-            asyncio.to_thread(transcribe, tools.ffmpeg(self.settings.media), Path(source), language, model)
+        work = asyncio.get_running_loop().run_in_executor(
+            self.processes, transcribe, tools.ffmpeg(self.settings.media), Path(source), language, model
         )
         while True:
             finished, _ = await asyncio.wait({work}, timeout=TRANSCRIBE.ack_wait_s / 3)
@@ -181,14 +194,16 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
     pool = await service.pg_pool(settings, secrets, size=4)
     nc = await service.nats_service(settings, secrets, "lmsd-media-worker")
     js = nc.jetstream()
-    beat.detail = "idle"
+    beat.detail = IDLE
+    transcriber = Transcriber(js, pool, settings, beat)
     try:
         await asyncio.gather(
             ConsumerRunner(js, pool, consumer_spec("media"), MediaProjection()).run(stop),
-            Transcriber(js, pool, settings, beat).run(stop),
+            transcriber.run(stop),
             sweep_uploads(pool, settings, stop),
         )
     finally:
+        transcriber.processes.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             await nc.close()
         await pool.close()

@@ -53,17 +53,17 @@ def test_install_gives_a_healthy_campus_behind_the_gateway(campus: Campus) -> No
     assert code == 0, report
     assert report["healthy"] is True
     names = [row["name"] for row in report["components"]]
-    assert names == ["postgres", "nats", "api-0", "api-1", "relay", "worker", "gateway"]
+    assert names == ["postgres", "nats", "api-0", "api-1", "relay", "worker", "media-worker", "transcoder-0", "gateway"]
     for row in report["components"]:
         assert row["ok"] and row["pid"] and row["version"], row
-        if row["name"] in ("relay", "worker"):  # probed through their heartbeat file
-            assert row["detail"].startswith(("published", "consuming")), row
+        if row["name"] in ("relay", "worker", "media-worker", "transcoder-0"):  # probed through their heartbeat file
+            assert row["detail"].startswith(("published", "consuming", "idle", "waiting for LMSD_JOBS")), row
         else:
             assert row["latency_ms"] > 0
     assert report["events"]["relay"]["backlog"] >= 0 and report["events"]["dead_letters"] == 0
-    assert [c["name"] for c in report["events"]["consumers"]] == ["learning"]
+    assert [c["name"] for c in report["events"]["consumers"]] == ["learning", "media", "transcode", "transcribe"]
     assert component(report, "postgres")["version"].startswith("16")
-    assert "JetStream: 2 streams" in component(report, "nats")["detail"]
+    assert "JetStream: 3 streams" in component(report, "nats")["detail"]
 
     # The portal and the API answer through the gateway; the admin can sign in.
     page = httpx.get(campus.url + "/")

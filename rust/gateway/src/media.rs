@@ -108,10 +108,10 @@ impl Media {
         let (Some(files), Some(dir)) = (&self.files, &self.dir) else {
             return Err(AppError::NotFound);
         };
-        if scope.is_some()
-            && rest.ends_with(".m3u8")
-            && !request.headers().contains_key(header::RANGE)
-        {
+        // A scoped playlist is always rewritten and sent whole: a Range header (ffmpeg sends
+        // `Range: bytes=0-` on every request) would otherwise get the raw file, whose relative
+        // URIs carry no signature (RFC 9110 lets a server ignore Range).
+        if scope.is_some() && rest.ends_with(".m3u8") {
             return playlist(
                 &dir.join(rest),
                 &propagated,
@@ -212,7 +212,9 @@ fn propagated_query(signed: &Signed<'_>) -> String {
     parts.join("&")
 }
 
-/// Content types HLS players insist on, and private caching.
+/// Content types HLS players insist on, and caching: playlists and subtitles may be rewritten
+/// (a new transcript) so they are cached briefly; segments, init sections and images of a
+/// transcoded video never change under their URL, so browsers and CDNs keep them.
 fn decorate(headers: &mut axum::http::HeaderMap, path: &str) {
     let ext = path
         .rsplit_once('.')
@@ -231,10 +233,11 @@ fn decorate(headers: &mut axum::http::HeaderMap, path: &str) {
     if let Some(content_type) = content_type {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=60"),
-    );
+    let cache = match ext.as_deref() {
+        Some("m3u8" | "vtt") | None => "private, max-age=60",
+        Some(_) => "public, max-age=31536000, immutable",
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -100,8 +100,21 @@ async fn scoped_playlists_carry_the_signature_to_their_segments() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "private, max-age=60");
     let text = response.text().await.unwrap();
     assert_eq!(text, format!("#EXTM3U\n#EXTINF:4,\nseg0.ts?{query}\n"));
+    // ffmpeg asks for every URL with `Range: bytes=0-`: the playlist is still rewritten, whole.
+    let response = client()
+        .get(gw.url(&format!("/media/c1/lesson%201/index.m3u8?{query}")))
+        .header("range", "bytes=0-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        format!("#EXTM3U\n#EXTINF:4,\nseg0.ts?{query}\n")
+    );
     // The player resolves the segment relative to the playlist: it verifies.
     let response = client()
         .get(gw.url(&format!("/media/c1/lesson%201/seg0.ts?{query}")))
@@ -109,6 +122,11 @@ async fn scoped_playlists_carry_the_signature_to_their_segments() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // a segment never changes under its URL: browsers and CDNs may keep it
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     // The scope does not stretch to other courses.
     let response = client()
         .get(gw.url(&format!("/media/c2/seg0.ts?{query}")))
