@@ -108,6 +108,7 @@ class ConsumerSpec:
     ack_wait_s: float = 10.0
     batch: int = 500
     redeliver_forever: bool = False  # for an external sink: an outage must not exhaust deliveries
+    max_ack_pending: int = 0  # messages out at once over every worker of the consumer; 0: 4 batches
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -118,7 +119,7 @@ class ConsumerSpec:
             ack_wait=self.ack_wait_s,
             # the worker dead-letters at max_attempts
             max_deliver=-1 if self.redeliver_forever else self.max_attempts + 1,
-            max_ack_pending=4 * self.batch,
+            max_ack_pending=self.max_ack_pending or 4 * self.batch,
             filter_subjects=list(self.filter_subjects),
         )
 
@@ -132,7 +133,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     # alive with in-progress acks while ffmpeg runs.
     ConsumerSpec(
         "transcode", TRANSCODE_JOBS, "Transcode uploaded videos into the HLS ladder.", stream=JOBS_STREAM,
-        ack_wait_s=30.0, batch=1, redeliver_forever=True,
+        ack_wait_s=30.0, batch=1, redeliver_forever=True, max_ack_pending=256,  # ≥ transcoders × jobs
     ),
     ConsumerSpec(
         "transcribe", TRANSCRIBE_JOBS, "Transcribe transcoded videos into WebVTT subtitles.", stream=JOBS_STREAM,
@@ -194,6 +195,7 @@ async def ensure_streams(nc: NATS, lrs_enabled: bool = False) -> list[tuple[str,
             sorted(current_c.filter_subjects or [current_c.filter_subject or ""]) != sorted(consumer.filter_subjects)
             or current_c.max_deliver != wanted_c.max_deliver
             or current_c.ack_wait != wanted_c.ack_wait
+            or current_c.max_ack_pending != wanted_c.max_ack_pending
             or current_c.description != wanted_c.description
         ):
             await js.add_consumer(consumer.stream, wanted_c)  # same durable name: an update

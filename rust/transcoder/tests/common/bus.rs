@@ -182,7 +182,10 @@ fn keep(pattern: &str) -> SubjectTransform {
             }
         })
         .collect();
-    SubjectTransform { source: pattern.to_owned(), destination: destination.join(".") }
+    SubjectTransform {
+        source: pattern.to_owned(),
+        destination: destination.join("."),
+    }
 }
 
 /// An `lmsd-transcoder serve` child process; killed on drop.
@@ -207,6 +210,7 @@ impl Transcoder {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lmsd-transcoder"));
         cmd.arg("serve")
             .env("LMSD_LOG", "info,async_nats=warn")
+            .env("LMSD_LOG_FORMAT", "text")
             .env("LMSD_TRANSCODER_NATS_URL", nats.url())
             .env("LMSD_TRANSCODER_NATS_AUTH_FILE", &auth)
             .env("LMSD_TRANSCODER_DATA_DIR", data_dir)
