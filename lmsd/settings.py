@@ -12,6 +12,7 @@ and pass it (or parts of it) to the components they start.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -221,6 +222,17 @@ class MediaSettings(BaseModel):
         ids = [p.id for p in value]
         if "origin" in ids or len(set(ids)) != len(ids):
             raise ValueError("pathway ids must be unique and not 'origin'")
+        return value
+
+    @field_validator("region_networks")
+    @classmethod
+    def _networks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for region, cidrs in value.items():
+            for cidr in cidrs:
+                try:
+                    ipaddress.ip_network(cidr, strict=False)
+                except ValueError:
+                    raise ValueError(f"region {region!r}: {cidr!r} is not a network such as 10.0.0.0/8") from None
         return value
 
     def rungs(self) -> list[tuple[str, int, int]]:
