@@ -24,10 +24,14 @@ def _free(port: int) -> bool:
 
 
 def free_port_block(size: int) -> int:
-    """A base port such that base..base+size-1 are all free (random, to keep xdist workers apart)."""
+    """A base port such that base..base+size-1 are all free (random, to keep xdist workers apart).
+
+    Below Linux's ephemeral range (32768-60999): the kernel hands those out to every outgoing
+    connection and to servers bound to port 0, so a block chosen there can be taken between this
+    check and the campus binding it."""
     rng = random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little"))
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - size)
+        base = rng.randrange(20000, 32700 - size)
         if all(_free(base + i) for i in range(size)):
             return base
     raise RuntimeError("no free port block")

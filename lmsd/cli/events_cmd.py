@@ -60,15 +60,16 @@ def dlq_replay(
     ctx: typer.Context,
     seqs: Annotated[list[int] | None, typer.Argument(help="Dead-letter sequence numbers (default: all).")] = None,
 ) -> None:
-    """Apply dead letters again through their consumer (idempotent); applied ones are removed."""
+    """Apply dead letters again through their consumer (idempotent); applied ones are removed.
+    Media jobs (transcode, transcribe) are queued again instead."""
     settings = context.get(ctx).settings()
     results = asyncio.run(ops.replay_dead_letters(settings, credentials.load(settings.data_dir), seqs or None))
     for seq, outcome in results:
         output.info(f"{seq}: {outcome}")
-    kept = [seq for seq, outcome in results if outcome != "applied"]
+    kept = [seq for seq, outcome in results if outcome not in ("applied", "queued again")]
     if kept:
         raise OperationFailed(f"{len(kept)} of {len(results)} dead letters still fail")
-    output.ok(f"{len(results)} dead letters applied")
+    output.ok(f"{len(results)} dead letters applied or queued again")
 
 
 @dlq.command("drop")

@@ -12,7 +12,9 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -232,3 +234,35 @@ async def test_transcoder_killed_mid_job_finishes_the_job_once(shared_campus: Ca
         failed = [x for x in subjects if x == "transcode_failed"]
         assert not failed
         assert v["renditions"] and v["duration_s"] == pytest.approx(40.0, abs=0.2)
+
+
+async def test_a_dead_job_is_listed_with_its_reason_and_can_be_queued_again(shared_campus: Campus) -> None:
+    """A job the transcoder cannot even decode goes to the dead-letter stream at once; `lmsd
+    events dlq replay` puts it back on the work queue (where it fails the same way, here)."""
+    campus_id, video_id = str(uuid.uuid4()), str(uuid.uuid4())
+    nc = await nats_connect(shared_campus)
+    try:
+        ack = await nc.jetstream().publish(f"lmsd.{campus_id}.video.{video_id}.video_uploaded", b"not a protobuf")
+        assert ack.stream == "LMSD_EVENTS"
+    finally:
+        await nc.close()
+
+    def transcode_letters() -> list[dict[str, Any]]:
+        out = shared_campus.lmsd("events", "dlq", "--json")
+        assert out.returncode == 0, out.stderr
+        return [d for d in json.loads(out.stdout) if d["consumer"] == "transcode" and video_id in d["subject"]]
+
+    deadline = time.monotonic() + 60
+    while not (letters := transcode_letters()) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    assert len(letters) == 1, letters
+    assert letters[0]["reason"]
+    out = shared_campus.lmsd("events", "dlq", "replay", str(letters[0]["seq"]))
+    assert out.returncode == 0 and "queued again" in out.stdout, out.stdout + out.stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        again = transcode_letters()
+        if again and again[0]["seq"] != letters[0]["seq"]:
+            break
+        await asyncio.sleep(1)
+    assert len(again) == 1 and again[0]["seq"] != letters[0]["seq"], again
