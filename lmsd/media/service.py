@@ -13,10 +13,10 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 import uuid
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import anyio.to_thread
 import asyncpg
@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd import policy
 from lmsd.contracts.v1 import media_pb2
+from lmsd.courses.schemas import Lang
 from lmsd.courses.service import load_course
 from lmsd.credentials import Secrets
 from lmsd.db.models import Course, uploads, video_transcripts, videos
@@ -189,7 +190,11 @@ async def create_upload(
 
 
 def _valid_language(tag: str) -> bool:
-    return bool(re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag)) and len(tag) <= 16
+    try:
+        msgspec.convert(tag, Lang)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 async def _load_upload(session: AsyncSession, actor: Identity, upload_id: uuid.UUID) -> Any:
@@ -500,9 +505,15 @@ class Grant:
         if not exp or not scope or not sig:
             raise Forbidden("media URL is not signed")
         try:
-            return cls(int(exp), unquote(scope), sig)
+            return cls(int(exp), scope, sig)
         except ValueError:
             raise Forbidden("invalid media signature") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _key_file(path: str) -> str:
+    """A pathway's signing key, read once per process (a changed key needs a restart, as config does)."""
+    return Path(path).read_text().strip()
 
 
 def routes(settings: Settings, secrets: Secrets, video_id: uuid.UUID, grant: Grant) -> list[playlists.Route]:
@@ -514,7 +525,7 @@ def routes(settings: Settings, secrets: Secrets, video_id: uuid.UUID, grant: Gra
         if pathway.signing == "none":
             query = ""
         else:
-            key = Path(pathway.key_file).read_text().strip() if pathway.key_file else secrets.media_signing_key
+            key = _key_file(pathway.key_file) if pathway.key_file else secrets.media_signing_key
             query = signing.scope_query(key, folder, grant.expires)
         found.append(playlists.Route(pathway.id, base, query))
     return found
@@ -665,12 +676,8 @@ async def save_transcript(
 
 def write_subtitle_files(settings: Settings, video_id: uuid.UUID, language: str, cues: list[subtitles.Cue], duration_s: float) -> None:
     folder = media_dir(settings, video_id) / "subtitles"
-    folder.mkdir(parents=True, exist_ok=True)
     subtitles.write_hls_subtitles(cues, folder / language, duration_s, float(settings.media.segment_seconds))
-    whole = folder / f"{language}.vtt"
-    tmp = whole.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(subtitles.to_webvtt(cues))
-    os.replace(tmp, whole)
+    subtitles.write_webvtt(cues, folder / f"{language}.vtt")
 
 
 async def request_transcription(

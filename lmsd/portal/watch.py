@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -92,7 +93,7 @@ class WatchController(Controller):
             return _not_found()  # a lesson of another campus or course is not there, not forbidden
         csrf = csrf_token(app.secrets.session_secret, token)
         progress_url = f"/watch/{lesson_id}/progress"
-        origins = sorted({p.base_url.split("/", 3)[0] + "//" + p.base_url.split("/", 3)[2] for p in app.settings.media.pathways})
+        origins = sorted({f"{u.scheme}://{u.netloc}" for u in (urlsplit(p.base_url) for p in app.settings.media.pathways)})
         if video.status != "ready":
             page = render_watch_page(
                 title=lesson.title, master_url="", progress_url=progress_url, csrf_token=csrf,
