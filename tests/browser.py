@@ -108,6 +108,43 @@ def watch(page: Page) -> PageLog:
     return log
 
 
+def sign_in(page: Page, base: str, email: str, password: str, next_path: str = "/") -> None:
+    """Sign in through the portal's form, as a person would; waits for the page it lands on."""
+    page.goto(f"{base}/login?next={next_path}")
+    page.fill("#f-email", email)
+    page.fill("#f-password", password)
+    with page.expect_navigation():
+        page.click("form[action='/login'] button[type=submit]")
+    assert "/login" not in page.url, f"sign-in failed: still on {page.url}"
+
+
+AXE = ROOT / "lmsd" / "portal" / "web" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def assert_accessible(page: Page, name: str = "", impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core (npm, a devDependency of lmsd/portal/web) on the page as it is now, for WCAG
+    2.0/2.1 A and AA rules; fail on any violation of the given impacts. The script is evaluated
+    through the DevTools protocol, so the page's CSP does not block it. Returns the violations of
+    lower impact, for the test to report if it likes."""
+    if not AXE.is_file():
+        raise AssertionError(f"axe-core is missing at {AXE}: run scripts/bootstrap (npm ci in lmsd/portal/web)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)}));
+        }"""
+    )
+    bad = [v for v in result if v["impact"] in impacts]
+    where = name or page.url
+    assert not bad, f"accessibility violations on {where}:\n" + "\n".join(
+        f"- {v['id']} ({v['impact']}): {v['help']}\n    " + "\n    ".join(v["nodes"]) for v in bad
+    )
+    return [f"{v['id']} ({v['impact']})" for v in result if v not in bad]
+
+
 def screenshot(page: Page, name: str) -> Path:
     """Save a PNG of the page as ``test-artifacts/screenshots/<name>.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

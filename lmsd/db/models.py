@@ -61,6 +61,10 @@ class Campus(Base):
     name: Mapped[str] = mapped_column(String(200))
     host: Mapped[str] = mapped_column(String(253))
     created_at: Mapped[datetime] = _now()
+    # the portal's branding (campus admins): a logo image and the language of anonymous pages
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    logo_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    default_locale: Mapped[str] = mapped_column(String(16), server_default="en", default="en")
 
 
 class User(Base):

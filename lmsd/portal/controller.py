@@ -1,124 +1,120 @@
-"""Portal pages: the landing page and sign-in form, served without any inline script."""
+"""Portal pages every visitor meets: the home redirect, sign-in and sign-out, the language."""
 
 from __future__ import annotations
 
-import html
 import uuid
-from typing import Annotated
+from typing import Any
+from urllib.parse import urlsplit
 
-import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
-from litestar.response import Redirect
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lmsd.db.models import SsoProvider, User
 from lmsd.errors import LmsdError
 from lmsd.identity.service import sign_in
 from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
+from lmsd.portal import i18n
+from lmsd.portal.pages import COOKIE, Page, PortalPages, portal, safe_next, same_origin
 
-COOKIE = "lmsd_session"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
-    " frame-ancestors 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
-class SignInForm(msgspec.Struct):
-    email: str = ""
-    password: str = ""
+async def _providers(db: AsyncSession, campus_id: uuid.UUID) -> list[SsoProvider]:
+    return list(
+        await db.scalars(
+            select(SsoProvider)
+            .where(SsoProvider.campus_id == campus_id, SsoProvider.enabled.is_(True))
+            .order_by(SsoProvider.name)
+        )
+    )
 
 
-def _page(title: str, body: str, status: int = 200) -> Response[str]:
-    doc = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}}
-label{{display:block;margin-top:1rem}}input{{display:block;width:100%;padding:.5rem;font-size:1rem}}
-button{{margin-top:1rem;padding:.5rem 1.5rem;font-size:1rem}}.error{{color:#a00000}}</style>
-</head><body><main>{body}</main></body></html>"""
-    return Response(doc, status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
+async def _sign_in_page(page: Page, db: AsyncSession, status: int = 200, error: str = "", email: str = "", next_url: str = "/") -> Response[str]:
+    providers = await _providers(db, page.campus.id)
+    return page.render(
+        "login.html", status=status, title=i18n.gettext("Sign in"), error=error, email=email,
+        next=safe_next(next_url), providers=providers,
+    )
 
 
-def _sign_in_form(campus: str, error: str = "") -> str:
-    message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return f"""<h1>{html.escape(campus)}</h1>
-<h2>Sign in</h2>{message}
-<form method="post" action="/login">
-<label for="email">E-mail</label><input id="email" name="email" type="email" autocomplete="username" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>"""
-
-
-class PortalController(Controller):
+class PortalController(PortalPages):
     path = "/"
-    include_in_schema = False
 
     @get("/")
-    async def home(self, request: Request[object, object, State], state: State) -> Response[str]:
-        campus = state.settings.campus.name
-        token = request.cookies.get(COOKIE, "")
-        if token:
-            issuer: TokenIssuer = state.issuer
-            try:
-                identity = issuer.verify(token)
-            except LmsdError:
-                identity = None
-            if identity is not None:
-                who = html.escape(identity.email)
-                role = html.escape(identity.role)
-                return _page(
-                    campus,
-                    f"<h1>{html.escape(campus)}</h1><p>Signed in as <strong>{who}</strong> ({role}).</p>"
-                    '<form method="post" action="/logout"><button type="submit">Sign out</button></form>',
-                )
-        return _page(campus, _sign_in_form(campus))
+    async def home(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+        page = await portal(request, db, required=False)
+        return page.redirect("/my" if page.who is not None else "/login")
+
+    @get("/login")
+    async def login_form(self, request: Request[Any, Any, State], db: AsyncSession, next: str = "/") -> Response[Any]:
+        page = await portal(request, db, required=False)
+        if page.who is not None:
+            return page.redirect(safe_next(next))
+        return await _sign_in_page(page, db, next_url=next)
 
     @post("/login", status_code=303)
-    async def login(
-        self,
-        request: Request[object, object, State],
-        data: Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-        db: AsyncSession,
-        state: State,
-    ) -> Response[str]:
-        campus = state.settings.campus.name
-        if not _same_origin(request):
-            return _page(campus, _sign_in_form(campus, "This form must be sent from the portal."), 403)
+    async def login(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+        page = await portal(request, db, required=False)
+        form = await request.form()
+        email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
+        next_url = str(form.get("next", "/"))
+        if not same_origin(request):
+            return await _sign_in_page(page, db, 403, i18n.gettext("This form must be sent from the portal."), email, next_url)
+        if not email or not password:
+            return await _sign_in_page(page, db, 422, i18n.gettext("Enter your e-mail address and password."), email, next_url)
         try:
-            who = await sign_in(db, uuid.UUID(state.settings.campus.id), data.email, data.password)
+            who = await sign_in(db, page.campus.id, email, password)
         except LmsdError as exc:
-            return _page(campus, _sign_in_form(campus, str(exc)), 401)
-        issuer: TokenIssuer = state.issuer
-        secure = state.settings.portal_url.startswith("https://")
-        return Redirect(
-            "/",
-            status_code=303,
-            cookies=[
-                Cookie(
-                    key=COOKIE, value=issuer.issue(who), max_age=ACCESS_TOKEN_TTL_S,
-                    httponly=True, secure=secure, samesite="strict", path="/",
-                )
-            ],
+            message = (
+                i18n.gettext("Too many failed attempts: try again later.") if exc.status_code == 429
+                else i18n.gettext("The e-mail address or password is not right.")
+            )
+            return await _sign_in_page(page, db, exc.status_code, message, email, next_url)
+        issuer: TokenIssuer = request.app.state.issuer
+        page.cookies.append(
+            Cookie(
+                key=COOKIE, value=issuer.issue(who), max_age=ACCESS_TOKEN_TTL_S, httponly=True,
+                secure=page.settings.portal_url.startswith("https://"), samesite="strict", path="/",
+            )
         )
+        return page.redirect(safe_next(next_url))
 
     @post("/logout", status_code=303)
-    async def logout(self, request: Request[object, object, State]) -> Response[str]:
-        if not _same_origin(request):
-            return _page("Sign out", "<p>This form must be sent from the portal.</p>", 403)
-        response: Response[str] = Redirect("/", status_code=303)
+    async def logout(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+        page = await portal(request, db, required=False)
+        if page.who is not None:
+            page.check_csrf(str((await request.form()).get("csrf_token", "")))
+        response = page.redirect("/login")
         response.delete_cookie(COOKIE, path="/")
         return response
 
+    @post("/language", status_code=303)
+    async def language(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+        """The language picker: a cookie for everyone, and the profile's language when signed in."""
+        page = await portal(request, db, required=False)
+        form = await request.form()
+        lang = i18n.supported(str(form.get("lang", "")))
+        if page.who is not None:
+            page.check_csrf(str(form.get("csrf_token", "")))
+        elif not same_origin(request):
+            lang = None
+        if lang is None:
+            return page.render("error.html", status=422, title=i18n.gettext("Unknown language"),
+                               detail=i18n.gettext("Choose one of the languages in the list."))
+        if page.who is not None:
+            await db.execute(
+                update(User).where(User.campus_id == page.who.campus_id, User.id == page.who.user_id).values(locale=lang)
+            )
+        page.cookies.append(
+            Cookie(key=i18n.LANG_COOKIE, value=lang, max_age=LANG_COOKIE_MAX_AGE, samesite="lax", path="/",
+                   httponly=True, secure=page.settings.portal_url.startswith("https://"))
+        )
+        back = request.headers.get("referer", "/")
+        return page.redirect(safe_next(_path_of(back)))
 
-def _same_origin(request: Request[object, object, State]) -> bool:
-    """CSRF defence for cookie sessions: a browser always sends Origin on a form POST."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser (curl, tests); SameSite=Strict protects the cookie anyway
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
-    return origin.rstrip("/").split("://", 1)[-1] == host
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "") if parts.path else "/"

@@ -9,8 +9,6 @@ request must come from the portal's origin and carry a token derived from the se
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import uuid
 from typing import Annotated, Any
@@ -26,13 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.courses.service import get_lesson
 from lmsd.db.models import Enrolment
-from lmsd.errors import Forbidden, Invalid, LmsdError, NotFound
-from lmsd.identity.tokens import TokenIssuer
+from lmsd.errors import Forbidden, Invalid, NotFound
 from lmsd.learning import service as learning
 from lmsd.learning.schemas import ActivityBatch, ActivityIn
 from lmsd.media import service as media
 from lmsd.policy import Identity
-from lmsd.portal.controller import COOKIE, _same_origin
+from lmsd.portal.pages import csrf_token, same_origin, session_of
 from lmsd.portal.video import Transcoding, render_watch_page
 
 MAX_RANGES = 500
@@ -43,22 +40,6 @@ class WatchedRanges(msgspec.Struct):
     position_s: float = 0.0
     duration_s: float = 0.0
     csrf_token: str = ""  # only when the browser had to fall back to sendBeacon (no headers)
-
-
-def csrf_token(session_secret: str, session_token: str) -> str:
-    mac = hmac.new(session_secret.encode(), b"csrf\n" + session_token.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-
-def _session(request: Request[Any, Any, State]) -> tuple[Identity, str] | None:
-    token = request.cookies.get(COOKIE, "")
-    if not token:
-        return None
-    issuer: TokenIssuer = request.app.state.issuer
-    try:
-        return issuer.verify(token), token
-    except LmsdError:
-        return None
 
 
 async def _video_lesson(db: AsyncSession, who: Identity, lesson_id: uuid.UUID) -> tuple[Any, uuid.UUID]:
@@ -81,7 +62,7 @@ class WatchController(Controller):
 
     @get("/{lesson_id:uuid}")
     async def page(self, request: Request[Any, Any, State], db: AsyncSession, lesson_id: uuid.UUID) -> Response[Any]:
-        found = _session(request)
+        found = session_of(request)
         if found is None:
             return Redirect("/", status_code=303)
         who, token = found
@@ -114,7 +95,7 @@ class WatchController(Controller):
 
     @get("/{lesson_id:uuid}/status")
     async def status(self, request: Request[Any, Any, State], db: AsyncSession, lesson_id: uuid.UUID) -> Response[Any]:
-        found = _session(request)
+        found = session_of(request)
         if found is None:
             raise Forbidden("sign in first")
         _, video_id = await _video_lesson(db, found[0], lesson_id)
@@ -135,13 +116,13 @@ class WatchController(Controller):
     ) -> None:
         """Watched ranges in seconds → one ``video_watched`` event of the learner's enrolment.
         Staff previewing a lesson record nothing."""
-        found = _session(request)
+        found = session_of(request)
         if found is None:
             raise Forbidden("sign in first")
         who, token = found
         sent = request.headers.get("x-csrf-token") or data.csrf_token
         expected = csrf_token(request.app.state.secrets.session_secret, token)
-        if not _same_origin(request) or not hmac.compare_digest(sent, expected):
+        if not same_origin(request) or not hmac.compare_digest(sent, expected):
             raise Forbidden("this request must come from the portal page")
         lesson, _ = await _video_lesson(db, who, lesson_id)
         segments = [(int(a * 1000), int(b * 1000)) for a, b in data.segments if b > a >= 0]

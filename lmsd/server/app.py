@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import text
@@ -19,7 +21,7 @@ from lmsd.courses.controller import CourseController, LessonController, ModuleCo
 from lmsd.credentials import Secrets
 from lmsd.db.routing import Database
 from lmsd.enrolments.controller import EnrolmentController
-from lmsd.errors import Unauthorized
+from lmsd.errors import Forbidden, Unauthorized
 from lmsd.identity.controller import AuthController, MeController, UserController
 from lmsd.identity.sso_controller import SsoController
 from lmsd.identity.tokens import TokenIssuer
@@ -27,12 +29,17 @@ from lmsd.learning.controller import LearningController
 from lmsd.media.controller import MediaPlaylistController, UploadController, VideoController
 from lmsd.media.pathways import PathwayHealth
 from lmsd.policy import Identity
+from lmsd.portal.admin import AdminPages
 from lmsd.portal.controller import PortalController
+from lmsd.portal.learner import LearnerPages
+from lmsd.portal.pages import COOKIE, csrf_token, html_error, same_origin
+from lmsd.portal.pwa import PwaPages
 from lmsd.portal.static_files import favicon, static_file
+from lmsd.portal.teach import TeachPages
 from lmsd.portal.watch import WatchController
 from lmsd.quizzes.controller import QuizController
 from lmsd.server.consistency import client_lsn, lsn_middleware, remember
-from lmsd.server.errors import HANDLERS, problem
+from lmsd.server.errors import HANDLERS, http_error, problem
 from lmsd.server.openapi import document_problems
 from lmsd.settings import Settings
 
@@ -82,9 +89,30 @@ async def provide_session(state: State, request: Request[object, object, State])
             remember(request.scope, session.lsn)
 
 
+def unmatched_route(request: Request[object, object, State], exc: Exception) -> Response[object]:
+    """A URL no route matched: problem+json for the API and files, the portal's page for people."""
+    machine = request.url.path.startswith(MACHINE_PREFIXES)
+    return http_error(request, exc) if machine else html_error(request, exc)  # type: ignore[return-value]
+
+
+MACHINE_PREFIXES = ("/api/", "/static/", "/media/", "/healthz", "/readyz")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def provide_identity(request: Request[object, object, State]) -> Identity:
+    """The caller: a bearer token, or the portal's session cookie. A cookie is sent by the
+    browser on its own, so a state-changing call made with it must also carry the session's
+    CSRF token (``X-CSRF-Token``, which only the portal's pages know) and come from the portal."""
     header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get("lmsd_session", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:]
+    else:
+        token = request.cookies.get(COOKIE, "")
+        if token and request.method not in SAFE_METHODS:
+            sent = request.headers.get("x-csrf-token", "")
+            expected = csrf_token(request.app.state.secrets.session_secret, token)
+            if not same_origin(request) or not hmac.compare_digest(sent, expected):
+                raise Forbidden("a request with the session cookie needs the page's X-CSRF-Token header")
     if not token:
         raise Unauthorized("sign in first")
     issuer: TokenIssuer = request.app.state.issuer
@@ -134,6 +162,10 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             VideoController,
             MediaPlaylistController,
             PortalController,
+            LearnerPages,
+            TeachPages,
+            AdminPages,
+            PwaPages,
             WatchController,
             static_file,
             favicon,
@@ -142,7 +174,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             "db": Provide(provide_session),
             "identity": Provide(provide_identity),
         },
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers={**HANDLERS, HTTPException: unmatched_route},  # type: ignore[dict-item]
         middleware=[lsn_middleware],
         state=state,
         lifespan=[lifespan],

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.api import PASSWORD
+from tests.browser import sign_in
 from tests.learning import client, setup, wait_progress
 from tests.media import make_clip, uploaded_video, wait_video
 from tests.support import Campus
@@ -62,11 +63,7 @@ def test_learner_watches_a_lecture_with_subtitles_in_chromium(
     made = _run(_prepare(shared_campus, clip))
     s = made["setup"]
     page, base = browser_page.page, shared_campus.url.rstrip("/")
-    page.goto(base + "/")
-    page.fill("#email", s.learners[0].email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("text=Signed in as")
+    sign_in(page, base, s.learners[0].email, PASSWORD)
     response = page.goto(f"{base}/watch/{made['lesson']}")
     assert response is not None and response.status == 200
     assert "unsafe-inline" not in (response.headers.get("content-security-policy") or "").split("style-src")[0]
