@@ -160,7 +160,9 @@ class Page:
         if not same_origin(self.request) or not self.token or not hmac.compare_digest(token, self.csrf):
             raise Forbidden("this form must be sent from a portal page; reload the page and try again")
 
-    def render(self, template: str, status: int = 200, **values: Any) -> Response[str]:
+    def render(self, template: str, status: int = 200, csp: str | None = None, **values: Any) -> Response[str]:
+        """The template as the response; ``csp`` replaces the default policy (a page with the
+        video player needs its media origins: ``lmsd.portal.video.watch_page_csp``)."""
         i18n.activate(self.lang)
         csrf = self.csrf
 
@@ -171,7 +173,8 @@ class Page:
             page=self, who=self.who, campus=self.campus, lang=self.lang, csrf=csrf, csrf_field=csrf_field,
             path=self.request.url.path, **values,
         )
-        return Response(html, status_code=status, media_type="text/html", headers=SECURITY_HEADERS, cookies=self.cookies)
+        headers = SECURITY_HEADERS if csp is None else {**SECURITY_HEADERS, "Content-Security-Policy": csp}
+        return Response(html, status_code=status, media_type="text/html", headers=headers, cookies=self.cookies)
 
     def redirect(self, url: str) -> Response[Any]:
         return Redirect(url, status_code=303, cookies=self.cookies)
