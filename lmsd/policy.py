@@ -53,9 +53,11 @@ def _r(*rels: Rel, description: str = "") -> Rule:
 RULES: dict[str, Rule] = {
     "campus.read": _r(Rel.ANY_MEMBER, Rel.PLATFORM_ADMIN),
     "campus.manage": _r(Rel.PLATFORM_ADMIN),
+    "campus.brand": _r(Rel.ADMIN),  # the campus's name, default language and logo
     "user.list": _r(Rel.ADMIN),
     "user.create": _r(Rel.ADMIN),
     "user.read": _r(Rel.ADMIN, Rel.SELF),
+    "user.manage": _r(Rel.ADMIN),  # change a campus role
     "sso.manage": _r(Rel.ADMIN),
     "course.read_published": _r(Rel.ANY_MEMBER),
     "course.read_draft": _r(Rel.COURSE_INSTRUCTOR, Rel.ADMIN),

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
+import re
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd import policy
 from lmsd.db.models import Campus
-from lmsd.errors import Conflict
+from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.identity.service import ensure_admin
 from lmsd.policy import Identity
 
@@ -36,3 +37,71 @@ async def list_campuses(session: AsyncSession, actor: Identity) -> list[Campus]:
     if not policy.allowed(actor, "campus.manage"):
         query = query.where(Campus.id == actor.campus_id)
     return list((await session.scalars(query)).all())
+
+
+# -- the portal's branding: name, language of anonymous pages, logo ---------------------------
+
+LOGO_MAX_BYTES = 256 * 1024
+LOCALES = ("en", "fr", "es")
+_SVG_DANGER = re.compile(rb"<script|javascript:|\bon[a-z]+\s*=|<foreignobject|<!entity", re.IGNORECASE)
+
+
+def logo_type(data: bytes) -> str | None:
+    """The image type of a logo by its first bytes (never by its file name), or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if (head.startswith((b"<?xml", b"<svg", b"<!--")) or head.startswith(b"<!doctype svg")) and b"<svg" in data[:4096].lower():
+        return "image/svg+xml"
+    return None
+
+
+def svg_is_safe(data: bytes) -> bool:
+    """No script in any of its forms (elements, event attributes, javascript: URLs), no
+    embedded HTML and no entity declarations. Served with ``default-src 'none'`` anyway."""
+    return _SVG_DANGER.search(data) is None
+
+
+async def update_branding(session: AsyncSession, actor: Identity, name: str, default_locale: str) -> Campus:
+    """Rename the actor's campus and set the language of its pages for visitors not signed in."""
+    policy.require(actor, "campus.brand")
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise Invalid("the campus name needs 1 to 200 characters")
+    if default_locale not in LOCALES:
+        raise Invalid(f"default_locale must be one of {', '.join(LOCALES)}")
+    campus = await session.get(Campus, actor.campus_id)
+    if campus is None:
+        raise NotFound("no such campus")
+    campus.name, campus.default_locale = name, default_locale
+    await session.flush()
+    return campus
+
+
+async def set_logo(session: AsyncSession, actor: Identity, data: bytes | None) -> str | None:
+    """Replace the campus logo (PNG, JPEG, WebP or script-free SVG, at most 256 KiB), or remove
+    it with ``None``. Returns the stored type."""
+    policy.require(actor, "campus.brand")
+    kind = None
+    if data is not None:
+        if len(data) > LOGO_MAX_BYTES:
+            raise Invalid(f"a logo may have at most {LOGO_MAX_BYTES // 1024} KiB")
+        kind = logo_type(data)
+        if kind is None:
+            raise Invalid("a logo must be a PNG, JPEG, WebP or SVG image")
+        if kind == "image/svg+xml" and not svg_is_safe(data):
+            raise Invalid("an SVG logo may not contain scripts or event handlers")
+    await session.execute(update(Campus).where(Campus.id == actor.campus_id).values(logo=data, logo_type=kind))
+    return kind
+
+
+async def logo_of(session: AsyncSession, campus_id: uuid.UUID) -> tuple[bytes, str] | None:
+    """A campus's logo and its type (public: the sign-in page shows it)."""
+    row = (await session.execute(select(Campus.logo, Campus.logo_type).where(Campus.id == campus_id))).one_or_none()
+    if row is None or row.logo is None or row.logo_type is None:
+        return None
+    return bytes(row.logo), row.logo_type

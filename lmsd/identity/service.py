@@ -9,7 +9,7 @@ import uuid
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -221,3 +221,33 @@ def campus_of_token(token: str) -> uuid.UUID:
         return uuid.UUID(token.split(".", 1)[0])
     except ValueError:
         raise Unauthorized("malformed token") from None
+
+
+# -- the portal's account administration ---------------------------------------------------------
+
+
+async def set_role(session: AsyncSession, actor: Identity, user_id: uuid.UUID, role: str) -> User:
+    """Change an account's campus role. An admin cannot take the admin role from themselves
+    (a campus must not lose its last way in by a slip); another admin has to."""
+    user = await session.get(User, (actor.campus_id, user_id))
+    if user is None:
+        raise NotFound("no such user")
+    policy.require(actor, "user.manage")
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
+    if user.id == actor.user_id and role != "admin":
+        raise Conflict("you cannot remove your own admin role; another admin has to")
+    user.role = role
+    await session.flush()
+    return user
+
+
+async def count_users(session: AsyncSession, actor: Identity) -> dict[str, int]:
+    """How many accounts of each role the actor's campus has."""
+    policy.require(actor, "user.list")
+    rows = await session.execute(
+        select(User.role, func.count()).where(User.campus_id == actor.campus_id).group_by(User.role)
+    )
+    counts = dict.fromkeys(ROLES, 0)
+    counts.update({role: int(n) for role, n in rows.all()})
+    return counts

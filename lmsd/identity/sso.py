@@ -199,3 +199,14 @@ def _verify_id_token(raw: str, jwks: dict[str, Any], provider: SsoProvider, nonc
     if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
         raise Unauthorized("the ID token's nonce does not match this sign-in")
     return claims
+
+
+async def set_provider_enabled(session: AsyncSession, actor: Identity, provider_id: uuid.UUID, enabled: bool) -> SsoProvider:
+    """Offer a provider on the sign-in page again, or stop offering it (its settings are kept)."""
+    provider = await session.get(SsoProvider, (actor.campus_id, provider_id))
+    if provider is None:
+        raise NotFound("no such sign-in provider")
+    policy.require(actor, "sso.manage")
+    provider.enabled = enabled
+    await session.flush()
+    return provider
