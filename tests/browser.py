@@ -132,7 +132,10 @@ def assert_accessible(page: Page, name: str = "", impacts: tuple[str, ...] = ("s
         page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate(
         """async () => {
-            const r = await axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
+            // <video> is left out: axe copies the elements it inspects, and a copy of the player's
+            // <video> loads the object URL hls.js already released (a console error); the player's
+            // controls and captions are in the scan all the same (they are not inside <video>)
+            const r = await axe.run({exclude: [["video"]]}, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
             return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
                 nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)}));
         }"""

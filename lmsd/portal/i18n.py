@@ -98,6 +98,11 @@ def gettext(message: str) -> str:
     return translations(current()).gettext(message)
 
 
+def N_(message: str) -> str:
+    """Marks a msgid for extraction where it is translated later (a list of strings)."""
+    return message
+
+
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current()).ngettext(singular, plural, n)
 

@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 from lmsd.portal.i18n import DEFAULT, LANGUAGES, LOCALE_DIR
 
 PORTAL = Path(__file__).parent
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 
 
 def used() -> dict[str, str]:

@@ -36,7 +36,7 @@ from litestar.datastructures import Cookie, State
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.db.models import Campus, User
@@ -132,6 +132,7 @@ class Brand:
     name: str
     has_logo: bool
     default_locale: str
+    logo_version: str = ""  # a hash of the logo, so a new one is not taken from a cache
 
 
 @dataclass
@@ -183,10 +184,13 @@ class Page:
 async def _brand(db: AsyncSession, campus_id: uuid.UUID) -> Brand:
     row = (
         await db.execute(
-            select(Campus.id, Campus.name, Campus.logo_type, Campus.default_locale).where(Campus.id == campus_id)
+            select(
+                Campus.id, Campus.name, Campus.logo_type, Campus.default_locale,
+                func.left(func.md5(Campus.logo), 12).label("logo_version"),
+            ).where(Campus.id == campus_id)
         )
     ).one()
-    return Brand(row.id, row.name, row.logo_type is not None, row.default_locale)
+    return Brand(row.id, row.name, row.logo_type is not None, row.default_locale, row.logo_version or "")
 
 
 async def portal(request: Request[Any, Any, State], db: AsyncSession, *, required: bool = True) -> Page:

@@ -12,10 +12,31 @@ endpoint answers ``{"state": "queued"|"transcoding"|"ready"|"failed", "percent":
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lmsd.portal.i18n import N_
+from lmsd.portal.i18n import gettext as _
 from lmsd.portal.static_files import asset_url
+
+# The strings player.js shows itself; the page gives their translations in ``data-i18n``.
+PLAYER_STRINGS = (
+    N_("Quality"),
+    N_("Captions"),
+    N_("Auto"),
+    N_("Auto (%s)"),
+    N_("This video has no source."),
+    N_("This browser cannot play this video."),
+    N_("The video could not be played. Reload the page to try again."),
+    N_("The video could not be transcoded."),
+    N_("Transcoding: %s"),
+)
+
+
+def _messages() -> str:
+    """The player's strings in the language being rendered, for ``data-i18n``."""
+    return json.dumps({m: _(m) for m in PLAYER_STRINGS if _(m) != m}, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -86,11 +107,10 @@ def _player(
         data_csrf=csrf_token,
         data_progress_interval=str(progress_interval_s),
         data_thumbnails=thumbnails_vtt_url,
+        data_i18n=_messages(),
     )
-    return (
-        f"<video{video}>"
-        "<p>Playing this video needs JavaScript and a browser that supports HLS video.</p></video>"
-    )
+    fallback = html.escape(_("Playing this video needs JavaScript and a browser that supports HLS video."))
+    return f"<video{video}><p>{fallback}</p></video>"
 
 
 def _transcoding(state: Transcoding) -> str:
@@ -105,11 +125,14 @@ def _transcoding(state: Transcoding) -> str:
         aria_valuenow=str(pct),
         aria_valuetext=f"{pct}%",
     )
+    box = _attrs(class_="lmsd-transcoding", data_status_url=state.status_url, data_poll_interval="3", data_i18n=_messages())
+    label = html.escape(_("This video is being prepared. It will start here when it is ready."))
+    text = html.escape(_("Transcoding: %s") % f"{pct}%")
     return (
-        f'<div class="lmsd-transcoding"{_attrs(data_status_url=state.status_url, data_poll_interval="3")}>'
-        '<p id="lmsd-transcoding-label">This video is being prepared. It will start here when it is ready.</p>'
+        f"<div{box}>"
+        f'<p id="lmsd-transcoding-label">{label}</p>'
         f"<progress{progress}>{pct}%</progress>"
-        f'<p class="lmsd-transcoding-text">Transcoding: {pct}%</p>'
+        f'<p class="lmsd-transcoding-text">{text}</p>'
         '<p class="lmsd-transcoding-alert" role="alert"></p></div>'
     )
 

@@ -20,6 +20,20 @@
 
   const round = (x) => Math.round(x * 1000) / 1000;
 
+  // The page's translations of the player's strings (data-i18n, JSON, written by the server in
+  // the page's language); a string without one stays English. "%s" is filled in by tr(s, x).
+  let messages = {};
+  try {
+    const holder = document.querySelector("[data-i18n]");
+    if (holder) messages = JSON.parse(holder.getAttribute("data-i18n")) || {};
+  } catch (_) {
+    messages = {};
+  }
+  const tr = (text, value) => {
+    const out = messages[text] || text;
+    return value === undefined ? out : out.replace("%s", value);
+  };
+
   // Sorted, non-overlapping ranges; ranges that touch (within 10 ms) are joined.
   function mergeRanges(ranges) {
     const sorted = ranges
@@ -242,9 +256,9 @@
       this.qualityBox = element("span", { class: "lmsd-quality" });
       this.qualityBox.hidden = true;
       this.quality = element("select", { id: qid });
-      this.qualityBox.append(element("label", { for: qid }, "Quality"), this.quality);
+      this.qualityBox.append(element("label", { for: qid }, tr("Quality")), this.quality);
       this.quality.addEventListener("change", () => this.chooseLevel(Number(this.quality.value)));
-      this.captions = element("button", { type: "button", class: "lmsd-captions", "aria-pressed": "false" }, "Captions");
+      this.captions = element("button", { type: "button", class: "lmsd-captions", "aria-pressed": "false" }, tr("Captions"));
       this.captions.hidden = true;
       this.captions.addEventListener("click", () => this.setCaptions(!this.captionsOn));
       this.message = element("p", { class: "lmsd-player-error", role: "alert" });
@@ -261,13 +275,13 @@
     load(src) {
       const Hls = window.Hls;
       if (!src) {
-        this.fail("This video has no source.");
+        this.fail(tr("This video has no source."));
       } else if (Hls && Hls.isSupported()) {
         this.attachHls(Hls, src);
       } else if (this.video.canPlayType(HLS_TYPE)) {
         this.attachNative(src);
       } else {
-        this.fail("This browser cannot play this video.");
+        this.fail(tr("This browser cannot play this video."));
       }
     }
 
@@ -297,7 +311,7 @@
         } else {
           hls.destroy();
           this.hls = null;
-          this.fail("The video could not be played. Reload the page to try again.");
+          this.fail(tr("The video could not be played. Reload the page to try again."));
         }
       });
       hls.attachMedia(this.video);
@@ -325,7 +339,7 @@
         .map((level, index) => ({ level, index }))
         .sort((a, b) => b.level.height - a.level.height || b.level.bitrate - a.level.bitrate);
       this.quality.replaceChildren(
-        element("option", { value: "-1" }, "Auto"),
+        element("option", { value: "-1" }, tr("Auto")),
         ...order.map(({ level, index }) =>
           element("option", { value: String(index) }, Player.levelName(level, heights.get(level.height))),
         ),
@@ -344,7 +358,7 @@
       const auto = this.quality.querySelector('option[value="-1"]');
       if (!auto || !this.hls) return;
       const level = this.hls.levels[this.hls.currentLevel];
-      auto.textContent = this.hls.autoLevelEnabled && level ? `Auto (${Player.levelName(level, 1)})` : "Auto";
+      auto.textContent = this.hls.autoLevelEnabled && level ? tr("Auto (%s)", Player.levelName(level, 1)) : tr("Auto");
     }
 
     matchLanguage(tracks, langOf) {
@@ -404,7 +418,7 @@
             return;
           }
           if (status.state === "failed") {
-            if (alert) alert.textContent = status.detail || "The video could not be transcoded.";
+            if (alert) alert.textContent = status.detail || tr("The video could not be transcoded.");
             if (bar) bar.hidden = true;
             return;
           }
@@ -414,7 +428,7 @@
             bar.setAttribute("aria-valuenow", String(pct));
             bar.setAttribute("aria-valuetext", `${pct}%`);
           }
-          if (text) text.textContent = `Transcoding: ${pct}%`;
+          if (text) text.textContent = tr("Transcoding: %s", `${pct}%`);
         }
       } catch (_) {
         // Offline for a moment: the next poll tries again.
