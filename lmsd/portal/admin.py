@@ -12,6 +12,7 @@ import hashlib
 import re
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State, UploadFile
@@ -296,7 +297,8 @@ class AdminPages(PortalPages):
         await _form(request, page)
         user = await identity.get_user(db, page.who, user_id)
         token, expires = await identity.start_password_reset(db, page.who, user_id)
-        reset = {"email": user.email, "token": token, "expires": fmt_date(expires, "medium")}
+        link = f"{page.settings.portal_url.rstrip('/')}/password-reset?{urlencode({'token': token})}"
+        reset = {"email": user.email, "token": token, "expires": fmt_date(expires, "medium"), "link": link}
         return await _users_page(page, db, reset=reset)
 
     # campus settings and sign-in providers

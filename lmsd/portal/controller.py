@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.db.models import SsoProvider, User
 from lmsd.errors import LmsdError
-from lmsd.identity.service import sign_in
+from lmsd.identity.service import finish_password_reset, sign_in
 from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 from lmsd.portal import i18n
-from lmsd.portal.pages import COOKIE, Page, PortalPages, portal, safe_next, same_origin
+from lmsd.portal.pages import COOKIE, FormErrors, Page, PortalPages, portal, safe_next, same_origin
 
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+MIN_PASSWORD = 12  # as the API's password-reset confirmation
 
 
 async def _providers(db: AsyncSession, campus_id: uuid.UUID) -> list[SsoProvider]:
@@ -31,11 +32,14 @@ async def _providers(db: AsyncSession, campus_id: uuid.UUID) -> list[SsoProvider
     )
 
 
-async def _sign_in_page(page: Page, db: AsyncSession, status: int = 200, error: str = "", email: str = "", next_url: str = "/") -> Response[str]:
+async def _sign_in_page(
+    page: Page, db: AsyncSession, status: int = 200, error: str = "", email: str = "", next_url: str = "/",
+    notice: str = "",
+) -> Response[str]:
     providers = await _providers(db, page.campus.id)
     return page.render(
         "login.html", status=status, title=i18n.gettext("Sign in"), error=error, email=email,
-        next=safe_next(next_url), providers=providers,
+        next=safe_next(next_url), providers=providers, notice=notice,
     )
 
 
@@ -48,11 +52,14 @@ class PortalController(PortalPages):
         return page.redirect("/my" if page.who is not None else "/login")
 
     @get("/login")
-    async def login_form(self, request: Request[Any, Any, State], db: AsyncSession, next: str = "/") -> Response[Any]:
+    async def login_form(
+        self, request: Request[Any, Any, State], db: AsyncSession, next: str = "/", reset: str = ""
+    ) -> Response[Any]:
         page = await portal(request, db, required=False)
         if page.who is not None:
             return page.redirect(safe_next(next))
-        return await _sign_in_page(page, db, next_url=next)
+        notice = i18n.gettext("Your new password is saved: sign in with it.") if reset else ""
+        return await _sign_in_page(page, db, next_url=next, notice=notice)
 
     @post("/login", status_code=303)
     async def login(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
@@ -80,6 +87,38 @@ class PortalController(PortalPages):
             )
         )
         return page.redirect(safe_next(next_url))
+
+    @get("/password-reset")
+    async def password_reset_form(self, request: Request[Any, Any, State], db: AsyncSession, token: str = "") -> Response[Any]:
+        """The link an admin hands over (``/password-reset?token=…``): choose a new password."""
+        page = await portal(request, db, required=False)
+        return page.render("password_reset.html", title=i18n.gettext("Choose a new password"), token=token,
+                           errors=FormErrors(), problem="")
+
+    @post("/password-reset", status_code=303)
+    async def password_reset(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+        page = await portal(request, db, required=False)
+        form = await request.form()
+        token, password, confirm = (str(form.get(k, "")) for k in ("token", "password", "confirm"))
+        errors = FormErrors()
+        if len(password) < MIN_PASSWORD:
+            errors["password"] = i18n.gettext("The password needs at least 12 characters.")
+        elif len(password) > 1024:
+            errors["password"] = i18n.gettext("The password is too long.")
+        elif confirm != password:
+            errors["confirm"] = i18n.gettext("The two passwords are not the same.")
+        problem = ""
+        if not same_origin(request):
+            problem = i18n.gettext("This form must be sent from the portal.")
+        elif not errors:
+            try:
+                await finish_password_reset(db, token, password)
+            except LmsdError:
+                problem = i18n.gettext("This reset link is invalid, used or expired: ask your campus administrator for a new one.")
+        if errors or problem:
+            return page.render("password_reset.html", status=422 if errors else 400,
+                               title=i18n.gettext("Choose a new password"), token=token, errors=errors, problem=problem)
+        return page.redirect("/login?reset=1")
 
     @post("/logout", status_code=303)
     async def logout(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:

@@ -85,3 +85,37 @@ async def test_language_picker_and_cookie_api_csrf(database: Database) -> None:
         r = await c.post("/logout", data={"csrf_token": token}, headers=ORIGIN, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/login"
         assert (await c.get("/api/v1/me")).status_code == 401
+
+
+async def test_password_reset_page(database: Database) -> None:
+    async with client(database) as c:
+        adm = await admin(c, database)
+        learner = await person(c, adm, "learner")
+        r = await c.post(f"/api/v1/users/{learner.id}/password-reset", headers=adm.h)
+        assert r.status_code == 201, r.text
+        token = r.json()["token"]
+        page = await c.get(f"/password-reset?token={token}")
+        assert page.status_code == 200 and f'value="{token}"' in page.text
+        new = "a-brand-new-passphrase"
+        # bad input: too short, not the same twice, a forged token, another site's form
+        r = await c.post("/password-reset", data={"token": token, "password": "short", "confirm": "short"}, headers=ORIGIN)
+        assert r.status_code == 422 and "at least 12 characters" in r.text and 'aria-invalid="true"' in r.text
+        r = await c.post("/password-reset", data={"token": token, "password": new, "confirm": new + "x"}, headers=ORIGIN)
+        assert r.status_code == 422 and "not the same" in r.text
+        r = await c.post("/password-reset", data={"token": token + "x", "password": new, "confirm": new}, headers=ORIGIN)
+        assert r.status_code == 400 and "invalid, used or expired" in r.text
+        r = await c.post("/password-reset", data={"token": token, "password": new, "confirm": new},
+                         headers={"origin": "http://evil.example"})
+        assert r.status_code == 400
+        # nothing changed so far: the old password still works
+        r = await c.post("/api/v1/auth/login", json={"email": learner.email, "password": PASSWORD})
+        assert r.status_code == 200
+        r = await c.post("/password-reset", data={"token": token, "password": new, "confirm": new},
+                         headers=ORIGIN, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?reset=1"
+        assert "new password is saved" in (await c.get("/login?reset=1")).text
+        r = await c.post("/login", data={"email": learner.email, "password": new}, headers=ORIGIN, follow_redirects=False)
+        assert r.status_code == 303
+        # a token is good once
+        r = await c.post("/password-reset", data={"token": token, "password": new, "confirm": new}, headers=ORIGIN)
+        assert r.status_code == 400
