@@ -477,6 +477,23 @@ video_transcripts = Table(
 )
 
 
+# Event ids chosen by clients (migration 0008): a re-sent event is recorded once, even after the
+# outbox has forgotten it (lmsd.learning.service.record_activity).
+client_events = Table(
+    "client_events",
+    Base.metadata,
+    Column("campus_id", Uuid, nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("enrolment_id", Uuid, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    PrimaryKeyConstraint("campus_id", "id"),
+    ForeignKeyConstraint(
+        ["campus_id", "enrolment_id"], ["enrolments.campus_id", "enrolments.id"], ondelete="CASCADE"
+    ),
+    Index("ix_client_events_enrolment", "campus_id", "enrolment_id"),
+)
+
+
 CITUS_REFERENCE = ("campuses", "event_consumers", "projection_snapshots")
 CITUS_DISTRIBUTED = {
     name: "campus_id"
@@ -503,5 +520,6 @@ CITUS_DISTRIBUTED = {
         "uploads",
         "videos",
         "video_transcripts",
+        "client_events",
     )
 }

@@ -19,6 +19,9 @@ class ActivityIn(msgspec.Struct, forbid_unknown_fields=True):
     lesson_id: uuid.UUID
     occurred_at: datetime | None = None  # the client's clock; defaults to the time of recording
     segments: Annotated[list[tuple[Ms, Ms]], msgspec.Meta(max_length=1000)] = []  # video_watched: [start_ms, end_ms]
+    # the client's own event id (a UUID it made): an event sent again with the same id is
+    # recorded once (an offline queue resending after a lost answer); it becomes the event id
+    id: uuid.UUID | None = None
 
 
 class ActivityBatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,9 +35,11 @@ class EnrolmentVersion(msgspec.Struct):
     version: int
 
 
-class ActivityAccepted(msgspec.Struct):
-    accepted: int
+class ActivityAccepted(msgspec.Struct, omit_defaults=True):
+    accepted: int  # events recorded now
     enrolments: list[EnrolmentVersion]
+    # events whose client id was recorded before (skipped); in the answer only when not 0
+    duplicates: int = 0
 
 
 class LessonProgressOut(msgspec.Struct):

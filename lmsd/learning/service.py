@@ -34,7 +34,11 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 async def record_activity(session: AsyncSession, actor: Identity, batch: ActivityBatch, max_batch: int) -> ActivityAccepted:
     """Validate a batch of the actor's own learning events and put them in the outbox, in one
-    transaction with nothing else. All or nothing: one bad event refuses the batch."""
+    transaction with nothing else. All or nothing: one bad event refuses the batch.
+
+    An event with a client ``id`` is recorded under that event id once: an id seen before (in
+    ``client_events``, kept after the outbox forgets published events) is skipped and counted
+    in ``duplicates``, so a client may send a batch again when it did not get the answer."""
     if len(batch.events) > max_batch:
         raise Invalid(f"at most {max_batch} events per request (got {len(batch.events)})")
     conn = await outbox.driver_connection(session)
@@ -95,17 +99,52 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
                 raise Invalid(f"{where}: segments belong to video_watched events only")
             cls = learning_pb2.LessonStarted if item.type == "lesson_started" else learning_pb2.LessonCompleted
             message = cls(course_id=course, lesson_id=lesson_id)
-        events.append(
-            NewEvent(actor.campus_id, item.enrolment_id, item.type, message, actor_id=actor.user_id, occurred_at=occurred)
-        )
+        event = NewEvent(actor.campus_id, item.enrolment_id, item.type, message, actor_id=actor.user_id, occurred_at=occurred)
+        if item.id is not None:
+            event.event_id = item.id
+        events.append(event)
+    fresh = await _first_time(conn, actor.campus_id, batch, events)
     expected = {(actor.campus_id, "enrolment", eid): v for eid, v in batch.expected_versions.items()}
-    versions = await outbox.append(conn, events, expected)
+    versions = await outbox.append(conn, fresh, expected)
     return ActivityAccepted(
-        accepted=len(events),
+        accepted=len(fresh),
         enrolments=[
             EnrolmentVersion(key[2], version) for key, version in sorted(versions.items(), key=lambda kv: str(kv[0][2]))
         ],
+        duplicates=len(events) - len(fresh),
     )
+
+
+async def _first_time(conn: Any, campus_id: uuid.UUID, batch: ActivityBatch, events: list[NewEvent]) -> list[NewEvent]:
+    """The events to record: those without a client id, and those whose client id this campus
+    has not recorded yet (claimed in ``client_events`` in the caller's transaction: a concurrent
+    request with the same id waits for this one and then finds it taken)."""
+    claimed = [(e, item.id) for e, item in zip(events, batch.events, strict=True) if item.id is not None]
+    if not claimed:
+        return events
+    ids = list(dict.fromkeys(cid for _, cid in claimed))
+    enrolment_of = {cid: e.aggregate_id for e, cid in reversed(claimed)}  # first event of each id
+    new = {
+        r["id"]
+        for r in await conn.fetch(
+            "INSERT INTO client_events (campus_id, id, enrolment_id) "
+            "SELECT $1, i, e FROM unnest($2::uuid[], $3::uuid[]) AS u(i, e) ORDER BY i "
+            "ON CONFLICT (campus_id, id) DO NOTHING RETURNING id",
+            campus_id, ids, [enrolment_of[i] for i in ids],
+        )
+    }
+    if new:  # an id of an event the server made (still in the outbox) is not the client's to reuse
+        new -= {r["id"] for r in await conn.fetch(
+            "SELECT id FROM outbox WHERE campus_id = $1 AND id = ANY($2::uuid[])", campus_id, list(new),
+        )}
+    fresh, seen = [], set()
+    for event, item in zip(events, batch.events, strict=True):
+        if item.id is None:
+            fresh.append(event)
+        elif item.id in new and item.id not in seen:
+            seen.add(item.id)
+            fresh.append(event)
+    return fresh
 
 
 async def progress(session: AsyncSession, actor: Identity, enrolment_id: uuid.UUID) -> ProgressOut:
