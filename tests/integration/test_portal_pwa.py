@@ -90,7 +90,7 @@ async def test_manifest_worker_and_offline_page(database: Database) -> None:
         assert "addEventListener(\"fetch\"" in r.text and "lmsd-static-${CONFIG.version}" in r.text
         for url in config["precache"]:  # a missing file would fail the worker's installation
             assert (await c.get(url)).status_code == 200, url
-        assert any("/static/portal.js?v=" in u for u in config["precache"])
+        assert any("/static/min/portal.js?v=" in u for u in config["precache"])
         assert (await c.get("/sw.js")).text == r.text  # stable: the browser sees no false update
 
         # the offline page: for anyone, in their language

@@ -44,4 +44,16 @@ def test_sign_in_page_accessible_keyboard_and_languages(shared_campus: Campus, b
     assert page.inner_text("h1") == "Se connecter"
     assert_accessible(page, "sign-in (fr)")
     browser_page.screenshot("portal-sign-in-fr")
-    browser_page.log.assert_clean(allow=[r"status of 401"])
+    # the other pages a visitor can meet: an unknown page, the password-reset form with a mistake
+    response = page.goto(base + "/no/such/page")
+    assert response is not None and response.status == 404 and page.inner_text("h1") == "Page introuvable"
+    assert_accessible(page, "not found (fr)")
+    page.goto(base + "/password-reset?token=not-a-real-token")
+    page.fill("#f-password", "short")
+    page.fill("#f-confirm", "short")
+    page.click("form[action='/password-reset'] button[type=submit]")
+    page.wait_for_selector("#e-password")
+    assert page.get_attribute("#f-password", "aria-invalid") == "true"
+    assert_accessible(page, "password reset with an error (fr)")
+    browser_page.screenshot("portal-password-reset-error")
+    browser_page.log.assert_clean(allow=[r"status of 401", r"status of 404", r"status of 422"])

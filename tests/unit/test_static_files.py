@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from lmsd import credentials
+from lmsd.portal import static_files
 from lmsd.portal.static_files import STATIC_DIR, asset_url, resolve, static_file
 from lmsd.server.errors import HANDLERS
 from lmsd.settings import Settings
@@ -50,7 +51,7 @@ def test_player_script_is_javascript_cacheable_and_not_sniffed(client: TestClien
 
 def test_vendor_hls_is_built_and_served(client: TestClient) -> None:  # type: ignore[type-arg]
     # Built by scripts/bootstrap (npm ci + npm run build); a wheel carries it as an artifact.
-    for name in ("hls.min.js", "hls.worker.js"):
+    for name in ("hls.min.js", "tus.min.js"):
         r = client.get(f"/static/vendor/{name}")
         assert r.status_code == 200, f"{name}: run scripts/bootstrap"
         assert r.headers["content-type"] == "text/javascript; charset=utf-8"
@@ -106,7 +107,46 @@ def test_resolve_stays_inside_the_folder(tmp_path: Path) -> None:
 
 
 def test_asset_url_busts_caches_with_the_content_hash() -> None:
-    url = asset_url("player.js")
-    assert url.startswith("/static/player.js?v=") and len(url.split("v=")[1]) == 12
+    url = asset_url("player.css")
+    assert url.startswith("/static/player.css?v=") and len(url.split("v=")[1]) == 12
     with pytest.raises(ValueError):
         asset_url("../controller.py")
+
+
+def test_precompressed_copies_are_sent_to_browsers_that_take_them(client: TestClient) -> None:  # type: ignore[type-arg]
+    # made by `npm run build` (brotli 11, gzip 9) into static_compressed/
+    source = (STATIC_DIR / "vendor" / "hls.min.js").read_bytes()
+    br = client.get("/static/vendor/hls.min.js", headers={"accept-encoding": "gzip, br"})
+    assert br.headers["content-encoding"] == "br" and br.headers["vary"] == "Accept-Encoding"
+    assert int(br.headers["content-length"]) < len(source) // 3
+    assert br.headers["etag"].endswith('-br"')
+    gz = client.get("/static/vendor/hls.min.js", headers={"accept-encoding": "gzip"})
+    assert gz.headers["content-encoding"] == "gzip" and gz.content == source  # decoded by the client
+    plain = client.get("/static/vendor/hls.min.js", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == source
+    refused = client.get("/static/vendor/hls.min.js", headers={"accept-encoding": "br;q=0, gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    # a 304 is per representation: the gzip copy's validator does not match the plain one
+    again = client.get("/static/vendor/hls.min.js", headers={"accept-encoding": "identity", "if-none-match": gz.headers["etag"]})
+    assert again.status_code == 200
+    # images are not compressed again
+    assert "vary" not in client.get("/static/icons/icon-192.png", headers={"accept-encoding": "br"}).headers
+
+
+def test_a_stale_compressed_copy_is_not_used(client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
+    stale = tmp_path / "player.js.gz"
+    stale.write_bytes(b"not the current file")
+    import os
+
+    old = (STATIC_DIR / "player.js").stat().st_mtime_ns - 10**9
+    os.utime(stale, ns=(old, old))
+    monkeypatch.setattr(static_files, "COMPRESSED_DIR", tmp_path)
+    r = client.get("/static/player.js", headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in r.headers and r.content == (STATIC_DIR / "player.js").read_bytes()
+
+
+def test_our_scripts_are_served_minified_when_built() -> None:
+    url = asset_url("player.js")
+    assert url.startswith("/static/min/player.js?v="), url
+    minified = (STATIC_DIR / "min" / "player.js").read_bytes()
+    assert len(minified) < (STATIC_DIR / "player.js").stat().st_size * 0.7

@@ -52,7 +52,7 @@ def test_player_page_escapes_everything_and_has_no_inline_script() -> None:
     scripts = [attrs["src"] for tag, attrs in parsed.tags if tag == "script"]
     assert [s.split("?")[0] if s else s for s in scripts] == [
         "/static/vendor/hls.min.js",
-        "/static/player.js",
+        "/static/min/player.js",  # minified by npm run build
     ]
     assert all(attrs.get("src") and "defer" in attrs for tag, attrs in parsed.tags if tag == "script")
     assert not any(k.startswith("on") or k == "style" for _, attrs in parsed.tags for k in attrs)
@@ -84,7 +84,7 @@ def test_transcoding_page_shows_an_accessible_progress_bar() -> None:
     assert bar["aria-labelledby"] == "lmsd-transcoding-label"
     assert 'id="lmsd-transcoding-label"' in page.body
     scripts = [attrs["src"] for tag, attrs in parsed.tags if tag == "script"]
-    assert len(scripts) == 1 and scripts[0] and scripts[0].startswith("/static/player.js?v=")
+    assert len(scripts) == 1 and scripts[0] and scripts[0].startswith("/static/min/player.js?v=")
 
 
 def test_csp_allows_what_hls_js_needs_and_no_inline_script() -> None:

@@ -10,10 +10,6 @@
 (() => {
   "use strict";
 
-  // hls.js's transmuxer runs in a worker loaded from our own origin (CSP worker-src 'self'),
-  // not from a blob: URL built out of the bundle, which would need worker-src blob:.
-  const here = document.currentScript && document.currentScript.src ? document.currentScript.src : location.href;
-  const WORKER_URL = new URL("vendor/hls.worker.js", here).href;
   const HLS_TYPE = "application/vnd.apple.mpegurl";
   const players = [];
   let counter = 0;
@@ -287,8 +283,9 @@
 
     attachHls(Hls, src) {
       const hls = new Hls({
-        enableWorker: true,
-        workerPath: WORKER_URL,
+        // Our ladders are fMP4 (CMAF): hls.js passes the segments through, there is nothing to
+        // transmux in a worker (and the page ships no worker script; no blob: worker either).
+        enableWorker: false,
         capLevelToPlayerSize: true,
         renderTextTracksNatively: true,
         subtitleDisplay: this.captionsOn,
