@@ -59,7 +59,8 @@ def test_campus_api_and_portal_behind_the_gateway(shared_campus: Campus) -> None
     me = httpx.get(url + "/api/v1/me", headers={"authorization": f"Bearer {token}", "x-lmsd-user": str(uuid.uuid4())})
     assert me.status_code == 200 and me.json()["email"] == "admin@test.example"
     assert httpx.get(url + "/api/v1/campus").status_code == 200  # public
-    assert httpx.get(url + "/").status_code == 200  # the portal
+    portal = httpx.get(url + "/", follow_redirects=True)  # the portal: its sign-in page
+    assert portal.status_code == 200 and portal.url.path == "/login"
 
     # The gateway refuses bad tokens itself (its 401 carries WWW-Authenticate).
     claims = jwt.decode(token, options={"verify_signature": False})

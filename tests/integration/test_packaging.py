@@ -60,7 +60,8 @@ def test_quick_start_command_leaves_a_running_campus(tmp_path: Path) -> None:
         url = re.search(r"Portal:\s+(\S+)", result.stdout)
         assert url and url.group(1) == f"http://127.0.0.1:{c.ports['http']}/"
         assert re.search(r"Password:\s+\S+\s+\(shown once", result.stdout)
-        assert httpx.get(url.group(1)).status_code == 200
+        portal = httpx.get(url.group(1), follow_redirects=True)  # the portal's sign-in page
+        assert portal.status_code == 200 and portal.url.path == "/login"
         assert c.lmsd("status").returncode == 0
     finally:
         c.lmsd("down")

@@ -66,8 +66,8 @@ def test_install_gives_a_healthy_campus_behind_the_gateway(campus: Campus) -> No
     assert "JetStream: 3 streams" in component(report, "nats")["detail"]
 
     # The portal and the API answer through the gateway; the admin can sign in.
-    page = httpx.get(campus.url + "/")
-    assert page.status_code == 200 and "Test University" in page.text
+    page = httpx.get(campus.url + "/", follow_redirects=True)  # signed out: the sign-in page
+    assert page.status_code == 200 and page.url.path == "/login" and "Test University" in page.text
     assert "unsafe-inline" not in page.headers["content-security-policy"].split("script-src")[1].split(";")[0]
     token = httpx.post(
         campus.url + "/api/v1/auth/login", json={"email": "admin@test.example", "password": ADMIN_PASSWORD}
@@ -85,8 +85,10 @@ def test_install_gives_a_healthy_campus_behind_the_gateway(campus: Campus) -> No
     assert form.status_code == 303
     cookie = form.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    home = httpx.get(campus.url + "/", cookies=form.cookies)
-    assert "Signed in as" in home.text and "admin@test.example" in home.text
+    home = httpx.get(campus.url + "/", cookies=form.cookies, follow_redirects=True)
+    assert home.status_code == 200 and home.url.path == "/my"
+    profile = httpx.get(campus.url + "/profile", cookies=form.cookies)
+    assert profile.status_code == 200 and "admin@test.example" in profile.text
 
     # Secrets are apart from the config, private, and never shown by `config show`.
     secrets_file = campus.data_dir / "secrets" / "secrets.toml"
