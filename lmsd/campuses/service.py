@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -95,13 +96,20 @@ async def set_logo(session: AsyncSession, actor: Identity, data: bytes | None) -
             raise Invalid("a logo must be a PNG, JPEG, WebP or SVG image")
         if kind == "image/svg+xml" and not svg_is_safe(data):
             raise Invalid("an SVG logo may not contain scripts or event handlers")
-    await session.execute(update(Campus).where(Campus.id == actor.campus_id).values(logo=data, logo_type=kind))
+    digest = hashlib.sha256(data).hexdigest()[:32] if data is not None else None
+    await session.execute(
+        update(Campus).where(Campus.id == actor.campus_id).values(logo=data, logo_type=kind, logo_hash=digest)
+    )
     return kind
 
 
-async def logo_of(session: AsyncSession, campus_id: uuid.UUID) -> tuple[bytes, str] | None:
-    """A campus's logo and its type (public: the sign-in page shows it)."""
-    row = (await session.execute(select(Campus.logo, Campus.logo_type).where(Campus.id == campus_id))).one_or_none()
+async def logo_of(session: AsyncSession, campus_id: uuid.UUID) -> tuple[bytes, str, str] | None:
+    """A campus's logo, its type and its hash (public: the sign-in page shows it)."""
+    row = (
+        await session.execute(
+            select(Campus.logo, Campus.logo_type, Campus.logo_hash).where(Campus.id == campus_id)
+        )
+    ).one_or_none()
     if row is None or row.logo is None or row.logo_type is None:
         return None
-    return bytes(row.logo), row.logo_type
+    return bytes(row.logo), row.logo_type, row.logo_hash or ""

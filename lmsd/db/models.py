@@ -64,6 +64,7 @@ class Campus(Base):
     # the portal's branding (campus admins): a logo image and the language of anonymous pages
     logo: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     logo_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    logo_hash: Mapped[str | None] = mapped_column(String(32), nullable=True)  # sha256 prefix, set with the logo
     default_locale: Mapped[str] = mapped_column(String(16), server_default="en", default="en")
 
 

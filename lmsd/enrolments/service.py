@@ -26,6 +26,16 @@ async def _existing(session: AsyncSession, campus_id: uuid.UUID, course_id: uuid
     )
 
 
+async def active_enrolment_id(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> uuid.UUID | None:
+    """The actor's own active enrolment in a course, if any (where their learning activity goes)."""
+    return await session.scalar(
+        select(Enrolment.id).where(
+            Enrolment.campus_id == actor.campus_id, Enrolment.course_id == course_id,
+            Enrolment.user_id == actor.user_id, Enrolment.status == "active",
+        )
+    )
+
+
 async def enrol_self(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> Enrolment:
     course, rel = await load_course(session, actor, course_id)
     policy.require(actor, "enrolment.self", rel)

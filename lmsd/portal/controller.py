@@ -18,7 +18,6 @@ from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 from lmsd.portal import i18n
 from lmsd.portal.pages import COOKIE, FormErrors, Page, PortalPages, portal, safe_next, same_origin
 
-LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 MIN_PASSWORD = 12  # as the API's password-reset confirmation
 
 
@@ -146,10 +145,7 @@ class PortalController(PortalPages):
             await db.execute(
                 update(User).where(User.campus_id == page.who.campus_id, User.id == page.who.user_id).values(locale=lang)
             )
-        page.cookies.append(
-            Cookie(key=i18n.LANG_COOKIE, value=lang, max_age=LANG_COOKIE_MAX_AGE, samesite="lax", path="/",
-                   httponly=True, secure=page.settings.portal_url.startswith("https://"))
-        )
+        page.remember_language(lang)
         back = request.headers.get("referer", "/")
         return page.redirect(safe_next(_path_of(back)))
 

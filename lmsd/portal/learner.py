@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import State
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +45,6 @@ from lmsd.portal.pages import FormErrors, Page, PortalPages, portal
 from lmsd.portal.video import Transcoding, render_watch_page
 from lmsd.quizzes import service as quizzes
 
-LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 NAME_MAX = 200
 CATALOG_PAGE = 12
 
@@ -450,10 +449,7 @@ class LearnerPages(PortalPages):
             update(User).where(User.campus_id == page.who.campus_id, User.id == page.who.user_id)
             .values(display_name=name, locale=lang)
         )
-        page.cookies.append(
-            Cookie(key=i18n.LANG_COOKIE, value=lang, max_age=LANG_COOKIE_MAX_AGE, samesite="lax", path="/",
-                   httponly=True, secure=page.settings.portal_url.startswith("https://"))
-        )
+        page.remember_language(lang)
         return page.redirect("/profile?notice=saved")
 
 

@@ -36,7 +36,7 @@ from litestar.datastructures import Cookie, State
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.db.models import Campus, User
@@ -50,6 +50,7 @@ log = logging.getLogger("lmsd.portal")
 COOKIE = "lmsd_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -77,6 +78,14 @@ def same_origin(request: Request[Any, Any, State]) -> bool:
         return True  # not a browser (curl, tests); the token and SameSite=Strict still apply
     host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
     return origin.rstrip("/").split("://", 1)[-1] == host
+
+
+def check_csrf(request: Request[Any, Any, State], session_token: str, sent: str) -> None:
+    """Refuse a state-changing request with the session cookie that did not come from a portal
+    page of that session: the portal's origin and the session's token (form field or header)."""
+    expected = csrf_token(request.app.state.secrets.session_secret, session_token) if session_token else ""
+    if not same_origin(request) or not expected or not hmac.compare_digest(sent, expected):
+        raise Forbidden("this request must be sent from a portal page; reload the page and try again")
 
 
 def session_of(request: Request[Any, Any, State]) -> tuple[Identity, str] | None:
@@ -132,7 +141,7 @@ class Brand:
     name: str
     has_logo: bool
     default_locale: str
-    logo_version: str = ""  # a hash of the logo, so a new one is not taken from a cache
+    logo_version: str = ""  # the logo's stored hash (campuses.logo_hash), so a new one is not taken from a cache
 
 
 @dataclass
@@ -157,9 +166,14 @@ class Page:
     def check_csrf(self, sent: str | None = None) -> None:
         """Refuse a state-changing request that did not come from a portal page of this session.
         ``sent`` is the form's ``csrf_token``; a script's ``X-CSRF-Token`` header counts too."""
-        token = sent or self.request.headers.get(CSRF_HEADER) or ""
-        if not same_origin(self.request) or not self.token or not hmac.compare_digest(token, self.csrf):
-            raise Forbidden("this form must be sent from a portal page; reload the page and try again")
+        check_csrf(self.request, self.token, sent or self.request.headers.get(CSRF_HEADER) or "")
+
+    def remember_language(self, lang: str) -> None:
+        """Set the language cookie (the picker's choice, also for the sign-in page later)."""
+        self.cookies.append(
+            Cookie(key=i18n.LANG_COOKIE, value=lang, max_age=LANG_COOKIE_MAX_AGE, samesite="lax", path="/",
+                   httponly=True, secure=self.settings.portal_url.startswith("https://"))
+        )
 
     def render(self, template: str, status: int = 200, csp: str | None = None, **values: Any) -> Response[str]:
         """The template as the response; ``csp`` replaces the default policy (a page with the
@@ -185,12 +199,11 @@ async def _brand(db: AsyncSession, campus_id: uuid.UUID) -> Brand:
     row = (
         await db.execute(
             select(
-                Campus.id, Campus.name, Campus.logo_type, Campus.default_locale,
-                func.left(func.md5(Campus.logo), 12).label("logo_version"),
+                Campus.id, Campus.name, Campus.logo_type, Campus.default_locale, Campus.logo_hash
             ).where(Campus.id == campus_id)
         )
     ).one()
-    return Brand(row.id, row.name, row.logo_type is not None, row.default_locale, row.logo_version or "")
+    return Brand(row.id, row.name, row.logo_type is not None, row.default_locale, (row.logo_hash or "")[:12])
 
 
 async def portal(request: Request[Any, Any, State], db: AsyncSession, *, required: bool = True) -> Page:

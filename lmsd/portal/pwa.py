@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import uuid
 from datetime import UTC, datetime
@@ -29,20 +28,19 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import lmsd
 from lmsd.courses.service import get_lesson
-from lmsd.db.models import Enrolment
+from lmsd.enrolments.service import active_enrolment_id
 from lmsd.errors import Forbidden, LmsdError, NotFound, Unauthorized
 from lmsd.learning import service as learning
 from lmsd.learning.schemas import ActivityBatch, ActivityIn
 from lmsd.portal import i18n
 from lmsd.portal.i18n import gettext as _
-from lmsd.portal.pages import CSP, CSRF_HEADER, Page, PortalPages, csrf_token, portal, same_origin, session_of
+from lmsd.portal.pages import CSP, CSRF_HEADER, Page, PortalPages, check_csrf, portal, session_of
 from lmsd.portal.static_files import asset_url
-from lmsd.server.errors import problem
+from lmsd.server.errors import domain_error, problem
 
 PORTAL_DIR = Path(__file__).resolve().parent
 SW_SOURCE = PORTAL_DIR / "templates" / "pwa" / "sw.js"
@@ -229,10 +227,7 @@ class PwaPages(PortalPages):
             if found is None:
                 raise Unauthorized("sign in first")
             who, token = found
-            sent = request.headers.get(CSRF_HEADER, "")
-            expected = csrf_token(request.app.state.secrets.session_secret, token)
-            if not same_origin(request) or not hmac.compare_digest(sent, expected):
-                raise Forbidden("send the page's X-CSRF-Token header from a portal page")
+            check_csrf(request, token, request.headers.get(CSRF_HEADER, ""))
             events = _checked_events(await request.body())
             enrolments: dict[uuid.UUID, uuid.UUID] = {}  # lesson -> the learner's active enrolment
             for event in events:
@@ -242,12 +237,7 @@ class PwaPages(PortalPages):
                     lesson = await get_lesson(db, who, event.lesson_id)
                 except (NotFound, Forbidden):  # another campus's, or a course the learner may not read
                     raise BadBody(404, "Not found", f"no such lesson {event.lesson_id}", str(event.id)) from None
-                enrolment = await db.scalar(
-                    select(Enrolment.id).where(
-                        Enrolment.campus_id == who.campus_id, Enrolment.course_id == lesson.course_id,
-                        Enrolment.user_id == who.user_id, Enrolment.status == "active",
-                    )
-                )
+                enrolment = await active_enrolment_id(db, who, lesson.course_id)
                 if enrolment is None:
                     raise BadBody(404, "Not found", f"you have no active enrolment in the course of lesson {event.lesson_id}", str(event.id))
                 enrolments[event.lesson_id] = enrolment
@@ -262,9 +252,7 @@ class PwaPages(PortalPages):
             return exc.response()
         except LmsdError as exc:
             await db.rollback()
-            if exc.status_code >= 500:
-                return problem(exc.status_code, exc.title, "the server could not complete the request")
-            return problem(exc.status_code, exc.title, str(exc))
+            return domain_error(request, exc)
         return Response({"accepted": accepted.accepted, "duplicates": accepted.duplicates})
 
 

@@ -9,7 +9,6 @@ request must come from the portal's origin and carry a token derived from the se
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -19,17 +18,16 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Body
 from litestar.response import Redirect
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.courses.service import get_lesson
-from lmsd.db.models import Enrolment
+from lmsd.enrolments import service as enrolments
 from lmsd.errors import Forbidden, Invalid, NotFound
 from lmsd.learning import service as learning
 from lmsd.learning.schemas import ActivityBatch, ActivityIn
 from lmsd.media import service as media
 from lmsd.policy import Identity
-from lmsd.portal.pages import csrf_token, same_origin, session_of
+from lmsd.portal.pages import CSRF_HEADER, check_csrf, csrf_token, session_of
 from lmsd.portal.video import Transcoding, render_watch_page
 
 MAX_RANGES = 500
@@ -120,22 +118,14 @@ class WatchController(Controller):
         if found is None:
             raise Forbidden("sign in first")
         who, token = found
-        sent = request.headers.get("x-csrf-token") or data.csrf_token
-        expected = csrf_token(request.app.state.secrets.session_secret, token)
-        if not same_origin(request) or not hmac.compare_digest(sent, expected):
-            raise Forbidden("this request must come from the portal page")
+        check_csrf(request, token, request.headers.get(CSRF_HEADER) or data.csrf_token)
         lesson, _ = await _video_lesson(db, who, lesson_id)
         segments = [(int(a * 1000), int(b * 1000)) for a, b in data.segments if b > a >= 0]
         if not segments:
             if data.segments:
                 raise Invalid("segments are [start_s, end_s] pairs with 0 <= start < end")
             return
-        enrolment = await db.scalar(
-            select(Enrolment.id).where(
-                Enrolment.campus_id == who.campus_id, Enrolment.course_id == lesson.course_id,
-                Enrolment.user_id == who.user_id, Enrolment.status == "active",
-            )
-        )
+        enrolment = await enrolments.active_enrolment_id(db, who, lesson.course_id)
         if enrolment is None:
             return
         batch = ActivityBatch(events=[

@@ -18,9 +18,12 @@ def upgrade() -> None:
     # small enough to replicate, and it is backed up with the database.
     op.execute("ALTER TABLE campuses ADD COLUMN logo bytea")
     op.execute("ALTER TABLE campuses ADD COLUMN logo_type varchar(64)")
+    # a hash of the logo, written with it: pages version the logo's URL and its ETag without
+    # reading or hashing the image on every request
+    op.execute("ALTER TABLE campuses ADD COLUMN logo_hash varchar(32)")
     op.execute("ALTER TABLE campuses ADD COLUMN default_locale varchar(16) NOT NULL DEFAULT 'en'")
 
 
 def downgrade() -> None:
-    for column in ("default_locale", "logo_type", "logo"):
+    for column in ("default_locale", "logo_hash", "logo_type", "logo"):
         op.execute(f"ALTER TABLE campuses DROP COLUMN {column}")
