@@ -4,6 +4,12 @@ database transaction, which event ids it applied — so a redelivered event chan
 A message that cannot be decoded goes to the dead-letter stream at once, with its reason; one
 whose application keeps failing goes there after ``max_attempts`` deliveries. Neither blocks
 the consumer. ``python -m lmsd.learning.worker`` runs every projection's consumer.
+
+A consumer may apply several batches at once (``ConsumerSpec.concurrency`` pulls per worker, and
+several workers): each batch's transaction first takes a lock per aggregate it touches
+(``pg_advisory_xact_lock``, in key order, so batches never deadlock on each other), so two
+batches of one enrolment apply one after the other and a projection's read-modify-write of its
+rows is never lost.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+import zlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,15 +78,25 @@ ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
 """
 
 
+_LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k"
+
+
+def lock_keys(consumer: str, aggregate_ids: set[str]) -> list[int]:
+    """Advisory lock keys (signed 64-bit, sorted) for a consumer's aggregates."""
+    salt = zlib.crc32(consumer.encode()) << 31
+    return sorted(((uuid.UUID(a).int >> 64) ^ salt) - (1 << 63) for a in aggregate_ids)
+
+
 async def apply_batch(conn: asyncpg.Connection, projection: Projection, batch: list[Delivered]) -> int:
-    """One transaction: claim the event ids, apply the new ones, record follow-ups. Returns how
-    many were new."""
-    ids = [uuid.UUID(d.event.id) for d in batch]
+    """One transaction: lock the batch's aggregates, claim the event ids, apply the new ones,
+    record follow-ups. Returns how many were new."""
+    ids = [d.event.id for d in batch]  # asyncpg encodes uuid parameters from their text
     async with conn.transaction():
+        await conn.execute(_LOCK, lock_keys(projection.name, {d.event.aggregate_id for d in batch}))
         claimed = {
-            r["event_id"]
+            str(r["event_id"])
             for r in await conn.fetch(
-                _CLAIM, projection.name, [uuid.UUID(d.event.campus_id) for d in batch], ids, [d.stream_seq for d in batch]
+                _CLAIM, projection.name, [d.event.campus_id for d in batch], ids, [d.stream_seq for d in batch]
             )
         }
         fresh = [d for d, i in zip(batch, ids, strict=True) if i in claimed]
@@ -112,6 +129,11 @@ class ConsumerRunner:
         self.projection = projection
 
     async def run(self, stop: asyncio.Event) -> None:
+        """``spec.concurrency`` pulls on the durable consumer, each fetching and applying its own
+        batches (JetStream hands each message to one of them)."""
+        await asyncio.gather(*(self._pull(stop) for _ in range(self.spec.concurrency)))
+
+    async def _pull(self, stop: asyncio.Event) -> None:
         sub = await self.js.pull_subscribe_bind(durable=self.spec.name, stream=self.spec.stream)
         while not stop.is_set():
             try:

@@ -10,8 +10,14 @@ transactions committed out of order), and publishes each aggregate's run in orde
 - ``Nats-Expected-Last-Subject-Sequence`` (+ ``…-Subject`` = the aggregate's subjects): the
   stream refuses the event unless the aggregate's last stored event is the one we think.
 
-Different aggregates are published concurrently. Rows are marked sent with their stream
-sequence in one statement; failures are counted on the row and retried with back-off.
+An aggregate's run of several events goes as JetStream atomic batches (``Nats-Batch-Id``,
+NATS 2.12+; the stream allows them): the expected-sequence check sits on the batch's first
+message and gates the whole batch, so the run is stored all or nothing, contiguously, with one
+round trip instead of one per event. A single event is an ordinary publish.
+
+Different aggregates are published concurrently (at most ``MAX_INFLIGHT`` batches at once, under
+the server's limit per stream). Rows are marked sent with their stream sequence in one
+statement; failures are counted on the row and retried with back-off.
 Run: ``python -m lmsd.events.relay --data-dir D`` (the supervisor starts it).
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -26,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from lmsd.credentials import Secrets
@@ -39,6 +46,8 @@ from lmsd.settings import Settings
 log = logging.getLogger("lmsd.events.relay")
 LOCK_KEY = 0x6C6D7364_0001  # pg advisory lock: one relay per database
 WRONG_LAST_SEQUENCE = 10071
+MAX_BATCH = 1000  # messages per atomic batch (the server's limit)
+MAX_INFLIGHT = 32  # atomic batches open at once (the server allows 50 per stream)
 
 _UNSENT = """
 SELECT campus_id, seq, id, subject, aggregate, aggregate_id, version, payload
@@ -75,12 +84,22 @@ class Outcome:
     resync: dict[Key, tuple[str, int]] = field(default_factory=dict)  # key -> (last msg id, its stream seq)
 
 
+class Refused(Exception):
+    """The stream refused a publish or a batch (its error code and description)."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(f"{description} ({code})")
+        self.code = code
+
+
 class Relay:
-    def __init__(self, pool: asyncpg.Pool, js: JetStreamContext, batch: int = 10000, timeout_s: float = 5.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, nc: NATS, batch: int = 10000, timeout_s: float = 5.0) -> None:
         self.pool = pool
-        self.js = js
+        self.nc = nc
+        self.js = nc.jetstream()
         self.batch = batch
         self.timeout_s = timeout_s
+        self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
 
     async def run_once(self) -> tuple[int, int]:
         """Publish one round. Returns (published, failed)."""
@@ -110,33 +129,67 @@ class Relay:
     ) -> None:
         version, last_seq = published
         chain.sort(key=lambda r: r["version"])
-        filter_subject = aggregate_filter(*key)
+        run: list[asyncpg.Record] = []
         for row in chain:
             if row["version"] <= version:  # published before the marking was lost
                 continue
-            if row["version"] != version + 1:
-                return  # an earlier version is not committed/visible yet: wait, never reorder
-            headers = {
-                "Nats-Msg-Id": str(row["id"]),
-                "Nats-Expected-Last-Subject-Sequence": str(last_seq),
-                "Nats-Expected-Last-Subject-Sequence-Subject": filter_subject,
-            }
+            if row["version"] != version + len(run) + 1:
+                break  # an earlier version is not committed/visible yet: wait, never reorder
+            run.append(row)
+        filter_subject = aggregate_filter(*key)
+        for start in range(0, len(run), MAX_BATCH):
+            part = run[start : start + MAX_BATCH]
             try:
-                ack = await self.js.publish(
-                    row["subject"], row["payload"], timeout=self.timeout_s, stream=EVENTS_STREAM, headers=headers
-                )
-            except APIError as exc:
-                if exc.err_code == WRONG_LAST_SEQUENCE:
-                    found = await self._last_of(filter_subject)
-                    if found is not None:
-                        outcome.resync[key] = found
-                outcome.failed.append((row, f"{exc.description or exc} ({exc.err_code})"))
+                async with self.inflight:
+                    seq = await self._publish(part, last_seq, filter_subject)
+            except Refused as exc:
+                # the stream's last message on the aggregate is not the one we expected (or the
+                # batch repeats a message id it already holds): find out where the stream is
+                found = await self._last_of(filter_subject)
+                if found is not None:
+                    outcome.resync[key] = found
+                outcome.failed.append((part[0], str(exc)))
                 return
             except (TimeoutError, NatsError) as exc:
-                outcome.failed.append((row, str(exc) or type(exc).__name__))
+                outcome.failed.append((part[0], str(exc) or type(exc).__name__))
                 return
-            version, last_seq = int(row["version"]), int(ack.seq)
-            outcome.sent.append((row, last_seq))
+            first = seq - len(part) + 1  # a batch is stored contiguously; the ack names its last
+            outcome.sent.extend((row, first + i) for i, row in enumerate(part))
+            last_seq = seq
+
+    async def _publish(self, part: list[asyncpg.Record], last_seq: int, filter_subject: str) -> int:
+        """Publish one aggregate's consecutive events; returns the stream sequence of the last."""
+        expect = {
+            "Nats-Expected-Last-Subject-Sequence": str(last_seq),
+            "Nats-Expected-Last-Subject-Sequence-Subject": filter_subject,
+        }
+        if len(part) == 1:
+            row = part[0]
+            try:
+                ack = await self.js.publish(
+                    row["subject"], row["payload"], timeout=self.timeout_s, stream=EVENTS_STREAM,
+                    headers={"Nats-Msg-Id": str(row["id"]), **expect},
+                )
+            except APIError as exc:
+                raise Refused(exc.err_code or 0, exc.description or str(exc)) from None
+            return int(ack.seq)
+        batch_id = uuid.uuid4().hex
+        size = len(part)
+        for n, row in enumerate(part, 1):
+            headers = {"Nats-Msg-Id": str(row["id"]), "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(n)}
+            if n == 1:
+                headers.update(expect)  # checked against the stream as it was before the batch
+            if n < size:
+                await self.nc.publish(row["subject"], row["payload"], headers=headers)
+        headers["Nats-Batch-Commit"] = "1"
+        reply = await self.nc.request(part[-1]["subject"], part[-1]["payload"], timeout=self.timeout_s, headers=headers)
+        answer = json.loads(reply.data)
+        if "error" in answer:
+            error = answer["error"]
+            raise Refused(int(error.get("err_code") or 0), str(error.get("description") or error))
+        if int(answer.get("count") or 0) != size:
+            raise Refused(0, f"batch acknowledged with {answer.get('count')} messages, not {size}")
+        return int(answer["seq"])
 
     async def _last_of(self, filter_subject: str) -> tuple[str, int] | None:
         """The message id and stream sequence of the last message on the aggregate's subjects."""
@@ -221,7 +274,7 @@ async def backlog(conn: asyncpg.Connection) -> dict[str, Any]:
 async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
     pool = await service.pg_pool(settings, secrets, size=3)
     nc = await service.nats_service(settings, secrets, "lmsd-relay")
-    relay = Relay(pool, nc.jetstream(), batch=settings.events.relay_batch)
+    relay = Relay(pool, nc, batch=settings.events.relay_batch)
     try:
         async with pool.acquire() as lock_conn:
             while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):

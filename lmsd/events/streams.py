@@ -56,6 +56,7 @@ class StreamSpec:
     retention: RetentionPolicy = RetentionPolicy.LIMITS
     duplicate_window_s: float = 120.0
     sourced: tuple[str, ...] = ()  # subjects copied from LMSD_EVENTS (a stream without subjects)
+    allow_atomic: bool = False  # atomic batch publishes (the relay's runs of one aggregate)
 
     def config(self) -> StreamConfig:
         sources = None
@@ -71,6 +72,7 @@ class StreamSpec:
             discard=DiscardPolicy.OLD,
             duplicate_window=self.duplicate_window_s,
             allow_direct=True,
+            allow_atomic=self.allow_atomic or None,
         )
 
 
@@ -79,6 +81,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         name=EVENTS_STREAM,
         subjects=("lmsd.>",),
         description="Every domain event of the campus; the record of learning activity.",
+        allow_atomic=True,
     ),
     StreamSpec(
         name=DLQ_STREAM,
@@ -108,7 +111,8 @@ class ConsumerSpec:
     ack_wait_s: float = 10.0
     batch: int = 500
     redeliver_forever: bool = False  # for an external sink: an outage must not exhaust deliveries
-    max_ack_pending: int = 0  # messages out at once over every worker of the consumer; 0: 4 batches
+    max_ack_pending: int = 0  # messages out at once over every worker of the consumer; 0: 2 rounds of pulls + 2
+    concurrency: int = 1  # batches a worker fetches and applies at once (lmsd.events.consumers)
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -119,7 +123,7 @@ class ConsumerSpec:
             ack_wait=self.ack_wait_s,
             # the worker dead-letters at max_attempts
             max_deliver=-1 if self.redeliver_forever else self.max_attempts + 1,
-            max_ack_pending=self.max_ack_pending or 4 * self.batch,
+            max_ack_pending=self.max_ack_pending or (2 * self.concurrency + 2) * self.batch,
             filter_subjects=list(self.filter_subjects),
         )
 
@@ -127,7 +131,10 @@ class ConsumerSpec:
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     # One consumer applies all learning projections in one transaction per batch: each event is
     # fetched, decoded, claimed and acknowledged once, and the read models never disagree.
-    ConsumerSpec("learning", LEARNING_SUBJECTS, "Learning projections: progress, gradebook, xAPI statements."),
+    # Three batches at once: while one waits on the database, another decodes or fetches.
+    ConsumerSpec(
+        "learning", LEARNING_SUBJECTS, "Learning projections: progress, gradebook, xAPI statements.", concurrency=3,
+    ),
     ConsumerSpec("media", TRANSCODER_REPORTS, "Video state from the transcoder's reports.", batch=100),
     # lmsd-transcoder (Rust) counts attempts itself (media.transcode_attempts) and keeps each job
     # alive with in-progress acks while ffmpeg runs.
@@ -178,6 +185,7 @@ async def ensure_streams(nc: NATS, lrs_enabled: bool = False) -> list[tuple[str,
             or [t.src for s in current.sources or [] for t in s.subject_transforms or []] != list(spec.sourced)
             or current.description != wanted.description
             or current.duplicate_window != wanted.duplicate_window
+            or bool(current.allow_atomic) != spec.allow_atomic
         ):
             await js.update_stream(wanted)
             actions.append((spec.name, "updated"))

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -35,12 +35,29 @@ def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
     return merged
 
 
-def _min(a: datetime | None, b: datetime) -> datetime:
+def _min(a: int | None, b: int) -> int:
     return b if a is None or b < a else a
 
 
-def _uuid(value: str) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _us(moment: datetime | None) -> int | None:
+    """A stored time as microseconds since the epoch (exact), the unit events carry."""
+    return None if moment is None else (moment - _EPOCH) // _US
+
+
+def _at(micros: int | None) -> datetime | None:
+    return None if micros is None else from_micros(micros)
+
+
+class _Uuids(dict[str, uuid.UUID]):
+    """UUIDs parsed once per batch (a batch repeats its campus, enrolments and lessons)."""
+
+    def __missing__(self, text: str) -> uuid.UUID:
+        value = self[text] = uuid.UUID(text)
+        return value
 
 
 @dataclass
@@ -53,14 +70,14 @@ class _Progress:
     watched_ms: int = 0
     quiz_attempts: int = 0
     last_lesson_id: uuid.UUID | None = None
-    last_activity_at: datetime | None = None
-    completed_at: datetime | None = None
+    last_activity_at: int | None = None  # microseconds, like the events
+    completed_at: int | None = None
 
 
 @dataclass
 class _Lesson:
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
     watched: list[list[int]] | None = None
     watched_ms: int = 0
 
@@ -88,17 +105,19 @@ class ProgressProjection:
     tables: tuple[str, ...] = ("progress", "lesson_progress")
 
     async def apply(self, conn: asyncpg.Connection, events: list[Delivered], *, live: bool) -> list[NewEvent]:
-        enrolments = {(uuid.UUID(d.event.campus_id), uuid.UUID(d.event.aggregate_id)) for d in events}
-        keys = list(enrolments)
+        ids = _Uuids()
+        keys = list({(ids[d.event.campus_id], ids[d.event.aggregate_id]) for d in events})
         progress: dict[tuple[uuid.UUID, uuid.UUID], _Progress] = {}
         for r in await conn.fetch(
             "SELECT p.* FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) "
             "ON p.campus_id = k.c AND p.enrolment_id = k.e",
             [k[0] for k in keys], [k[1] for k in keys],
         ):
-            progress[(r["campus_id"], r["enrolment_id"])] = _Progress(**{c: r[c] for c in _P_COLS})
+            found = _Progress(**{c: r[c] for c in _P_COLS})
+            found.last_activity_at, found.completed_at = _us(r["last_activity_at"]), _us(r["completed_at"])
+            progress[(r["campus_id"], r["enrolment_id"])] = found
         lesson_keys = {
-            (uuid.UUID(d.event.campus_id), uuid.UUID(d.event.aggregate_id), uuid.UUID(getattr(d.event, kind or "").lesson_id))
+            (ids[d.event.campus_id], ids[d.event.aggregate_id], ids[getattr(d.event, kind or "").lesson_id])
             for d in events
             if (kind := d.event.WhichOneof("body")) in ("lesson_started", "lesson_completed", "video_watched")
         }
@@ -111,7 +130,7 @@ class ProgressProjection:
                 [k[0] for k in lk], [k[1] for k in lk], [k[2] for k in lk],
             ):
                 lessons[(r["campus_id"], r["enrolment_id"], r["lesson_id"])] = _Lesson(
-                    r["started_at"], r["completed_at"], r["watched"], r["watched_ms"]
+                    _us(r["started_at"]), _us(r["completed_at"]), r["watched"], r["watched_ms"]
                 )
         before_completed = {k: p.lessons_completed for k, p in progress.items()}
         touched_lessons: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
@@ -119,20 +138,24 @@ class ProgressProjection:
             ev = d.event
             body = ev.WhichOneof("body") or ""
             msg: Any = getattr(ev, body)
-            key = (uuid.UUID(ev.campus_id), uuid.UUID(ev.aggregate_id))
-            user = uuid.UUID(msg.user_id) if body in ("enrolment_created", "enrolment_withdrawn") else _uuid(ev.actor_id)
+            key = (ids[ev.campus_id], ids[ev.aggregate_id])
             p = progress.get(key)
-            if p is None:
-                p = progress[key] = _Progress(uuid.UUID(msg.course_id), user or uuid.UUID(int=0))
-                before_completed.setdefault(key, 0)
-            elif body == "enrolment_created" and user is not None:
-                p.user_id = user
+            if p is None or body == "enrolment_created":
+                user_id = msg.user_id if body in ("enrolment_created", "enrolment_withdrawn") else ev.actor_id
+                user = ids[user_id] if user_id else None
+                if p is None:
+                    p = progress[key] = _Progress(ids[msg.course_id], user or uuid.UUID(int=0))
+                    before_completed.setdefault(key, 0)
+                elif user is not None:
+                    p.user_id = user
             p.events += 1
-            at = from_micros(ev.occurred_at_us)
+            at = ev.occurred_at_us
             if body in ("lesson_started", "lesson_completed", "video_watched"):
-                lesson_id = uuid.UUID(msg.lesson_id)
+                lesson_id = ids[msg.lesson_id]
                 lkey = (key[0], key[1], lesson_id)
-                lesson = lessons.setdefault(lkey, _Lesson())
+                lesson = lessons.get(lkey)
+                if lesson is None:
+                    lesson = lessons[lkey] = _Lesson()
                 touched_lessons.add(lkey)
                 if body == "lesson_started":
                     if lesson.started_at is None:
@@ -149,25 +172,26 @@ class ProgressProjection:
                     )
                     lesson.watched_ms = sum(e - s for s, e in lesson.watched)
                     p.watched_ms += lesson.watched_ms - old
-                mark = (at, str(lesson_id))
-                if p.last_activity_at is None or mark > (p.last_activity_at, str(p.last_lesson_id)):
+                # last activity: the greatest (time, lesson id as text)
+                last = p.last_activity_at
+                if last is None or at > last or (at == last and str(lesson_id) > str(p.last_lesson_id)):
                     p.last_activity_at, p.last_lesson_id = at, lesson_id
             elif body == "quiz_attempt_submitted":
                 p.quiz_attempts += 1
             elif body == "course_completed":
                 p.completed_at = _min(p.completed_at, at)
         items = list(progress.items())
-        await conn.execute(
-            _UPSERT_PROGRESS,
-            [k[0] for k, _ in items], [k[1] for k, _ in items],
-            *([getattr(p, c) for _, p in items] for c in _P_COLS),
-        )
+        def column(name: str) -> list[Any]:
+            values = [getattr(p, name) for _, p in items]
+            return [_at(v) for v in values] if name in ("last_activity_at", "completed_at") else values
+
+        await conn.execute(_UPSERT_PROGRESS, [k[0] for k, _ in items], [k[1] for k, _ in items], *map(column, _P_COLS))
         if touched_lessons:
             tl = [(k, lessons[k]) for k in touched_lessons]
             await conn.execute(
                 _UPSERT_LESSONS,
                 [k[0] for k, _ in tl], [k[1] for k, _ in tl], [k[2] for k, _ in tl],
-                [v.started_at for _, v in tl], [v.completed_at for _, v in tl],
+                [_at(v.started_at) for _, v in tl], [_at(v.completed_at) for _, v in tl],
                 [json.dumps(v.watched or []) for _, v in tl], [v.watched_ms for _, v in tl],
             )
         if not live:
@@ -205,7 +229,7 @@ class ProgressProjection:
                         body="course_completed",
                         message=learning_pb2.CourseCompleted(course_id=str(p.course_id), lessons_completed=total),
                         actor_id=p.user_id,
-                        occurred_at=p.last_activity_at,
+                        occurred_at=_at(p.last_activity_at),
                         event_id=uuid.uuid5(COMPLETION_NS, f"{key[1]}:{total}"),
                     )
                 )
@@ -256,8 +280,10 @@ class GradebookProjection:
 
 _INSERT_STATEMENTS = """
 INSERT INTO xapi_statements (campus_id, id, user_id, course_id, verb, activity, "timestamp", stored, event)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[],
-  $8::timestamptz[], $9::bytea[])
+SELECT c, i, u, k, v, a, 'epoch'::timestamptz + t * interval '1 microsecond',
+       'epoch'::timestamptz + s * interval '1 microsecond', e
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[],
+  $8::bigint[], $9::bytea[]) AS x(c, i, u, k, v, a, t, s, e)
 ON CONFLICT DO NOTHING
 """
 
@@ -278,7 +304,7 @@ class XapiProjection:
                 _INSERT_STATEMENTS,
                 [r.campus_id for r in rows], [r.id for r in rows], [r.user_id for r in rows],
                 [r.course_id for r in rows], [r.verb for r in rows], [r.activity for r in rows],
-                [r.timestamp for r in rows], [r.stored for r in rows], [d.event.SerializeToString() for d in events],
+                [r.timestamp_us for r in rows], [r.stored_us for r in rows], [d.event.SerializeToString() for d in events],
             )
         return []
 

@@ -22,7 +22,7 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
     found = projections(settings.portal_url)
     # the learning consumers; the media worker runs the media ones
     specs = [spec for spec in consumers_for(bool(settings.events.xapi_lrs_url)) if spec.name in (*found, XAPI_FORWARD.name)]
-    pool = await service.pg_pool(settings, secrets, size=len(specs) + 1)
+    pool = await service.pg_pool(settings, secrets, size=sum(spec.concurrency for spec in specs) + 1)
     nc = await service.nats_service(settings, secrets, "lmsd-worker")
     js = nc.jetstream()
     forwarder = forwarder_for(settings)

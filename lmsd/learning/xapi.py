@@ -36,16 +36,18 @@ VERBS = {  # event body -> (ADL verb, display)
 
 @dataclass(frozen=True)
 class Facts:
-    """What the xapi_statements table keeps to filter on; the statement is built when read."""
+    """What the xapi_statements table keeps to filter on; the statement is built when read.
+    Ids are the event's UUID strings; times are microseconds since the epoch, rounded to the
+    millisecond as the statement carries them."""
 
-    campus_id: uuid.UUID
-    id: uuid.UUID
-    user_id: uuid.UUID
-    course_id: uuid.UUID
+    campus_id: str
+    id: str
+    user_id: str
+    course_id: str
     verb: str
     activity: str
-    timestamp: datetime
-    stored: datetime
+    timestamp_us: int
+    stored_us: int
 
 
 def verb_iri(body: str) -> str:
@@ -56,14 +58,14 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _object(event: Event, base_url: str) -> tuple[str, Any, str, str, str, uuid.UUID]:
+def _object(event: Event, base_url: str) -> tuple[str, Any, str, str, str, str]:
     """(body, message, course IRI, activity kind, activity IRI, learner) of an event."""
     body = event.WhichOneof("body") or ""
     if body not in VERBS:
         raise KeyError(f"no xAPI mapping for {body}")
     msg: Any = getattr(event, body)
     course_iri = f"{base_url.rstrip('/')}/courses/{msg.course_id}"
-    user_id = uuid.UUID(msg.user_id) if body in ("enrolment_created", "enrolment_withdrawn") else uuid.UUID(event.actor_id)
+    user_id = msg.user_id if body in ("enrolment_created", "enrolment_withdrawn") else event.actor_id
     if body in ("lesson_started", "lesson_completed"):
         return body, msg, course_iri, "lesson", f"{course_iri}/lessons/{msg.lesson_id}", user_id
     if body == "video_watched":
@@ -73,22 +75,22 @@ def _object(event: Event, base_url: str) -> tuple[str, Any, str, str, str, uuid.
     return body, msg, course_iri, "course", course_iri, user_id
 
 
-def _ms(micros: int) -> datetime:
+def _ms(micros: int) -> int:
     # xAPI carries milliseconds: the filterable columns hold exactly what the statement says
-    return from_micros(micros - micros % 1000)
+    return micros - micros % 1000
 
 
 def facts(event: Event, base_url: str) -> Facts:
     body, msg, _, _, iri, user_id = _object(event, base_url)
     return Facts(
-        campus_id=uuid.UUID(event.campus_id),
-        id=uuid.UUID(event.id),
+        campus_id=event.campus_id,
+        id=event.id,
         user_id=user_id,
-        course_id=uuid.UUID(msg.course_id),
+        course_id=msg.course_id,
         verb=ADL + VERBS[body][0],
         activity=iri,
-        timestamp=_ms(event.occurred_at_us),
-        stored=_ms(event.recorded_at_us),
+        timestamp_us=_ms(event.occurred_at_us),
+        stored_us=_ms(event.recorded_at_us),
     )
 
 
@@ -112,12 +114,12 @@ def statement(event: Event, base_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": event.id,
         "version": "1.0.3",
-        "actor": {"objectType": "Agent", "account": {"homePage": base + "/", "name": str(user_id)}},
+        "actor": {"objectType": "Agent", "account": {"homePage": base + "/", "name": str(uuid.UUID(user_id))}},
         "verb": {"id": ADL + verb, "display": {"en-US": display}},
         "object": {"objectType": "Activity", "id": iri, "definition": {"type": ACTIVITY_TYPES[kind]}},
         "context": {"registration": event.aggregate_id, "platform": "lmsd"},
-        "timestamp": _iso(_ms(event.occurred_at_us)),
-        "stored": _iso(_ms(event.recorded_at_us)),
+        "timestamp": _iso(from_micros(_ms(event.occurred_at_us))),
+        "stored": _iso(from_micros(_ms(event.recorded_at_us))),
         "authority": {"objectType": "Agent", "account": {"homePage": base + "/", "name": "lmsd"}},
     }
     if iri != course_iri:
