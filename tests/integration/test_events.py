@@ -376,12 +376,69 @@ async def test_stream_holds_each_event_once_with_its_id_and_order(shared_campus:
         )
         msgs = await sub.fetch(500, timeout=3)
         versions = []
+        batches: dict[str, list[int]] = {}
         for m in msgs:
             ev = envelope_pb2.Event()
             ev.ParseFromString(m.data)
             assert m.headers and m.headers["Nats-Msg-Id"] == ev.id
             assert m.subject.endswith("." + ev.WhichOneof("body"))
             versions.append(ev.version)
+            if "Nats-Batch-Id" in m.headers:
+                batches.setdefault(m.headers["Nats-Batch-Id"], []).append(m.metadata.sequence.stream)
         assert versions == list(range(1, 122))  # each once, in the aggregate's order
+        # the relay sent each request's 40 events as atomic batches, each stored contiguously
+        assert sum(map(len, batches.values())) >= 80, batches
+        assert all(seqs == list(range(seqs[0], seqs[0] + len(seqs))) for seqs in batches.values())
+        assert (await js.stream_info("LMSD_EVENTS")).config.allow_atomic is True
     finally:
         await nc.close()
+
+
+class _Counter:
+    """A projection with a read-modify-write in Python: events counted per aggregate."""
+
+    name: str = "lock-test"
+    tables: tuple[str, ...] = ("lock_test_counts",)
+
+    async def apply(self, conn: asyncpg.Connection, events: list[Any], *, live: bool) -> list[Any]:
+        for aggregate in {d.event.aggregate_id for d in events}:
+            seen = await conn.fetchval("SELECT n FROM lock_test_counts WHERE id = $1", aggregate) or 0
+            mine = sum(1 for d in events if d.event.aggregate_id == aggregate)
+            await conn.execute(
+                "INSERT INTO lock_test_counts VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = excluded.n",
+                aggregate, seen + mine,
+            )
+        return []
+
+
+async def test_batches_of_one_aggregate_apply_one_after_the_other(shared_campus: Campus) -> None:
+    """Concurrent batches of one aggregate (several pulls, several workers) serialise on the
+    aggregate's advisory lock, so a projection's read-modify-write is never lost."""
+    from lmsd.events.consumers import Delivered, apply_batch, lock_keys
+
+    campus_id, aggregate = shared_campus_id(shared_campus), str(uuid.uuid4())
+
+    def event() -> Delivered:
+        ev = envelope_pb2.Event(id=str(uuid.uuid4()), campus_id=campus_id, aggregate="enrolment", aggregate_id=aggregate)
+        ev.lesson_started.CopyFrom(learning_pb2.LessonStarted(course_id=str(uuid.uuid4()), lesson_id=str(uuid.uuid4())))
+        return Delivered(ev, 0)
+
+    holder, other = await asyncpg.connect(app_dsn(shared_campus)), await asyncpg.connect(app_dsn(shared_campus))
+    try:
+        await holder.execute("CREATE TABLE IF NOT EXISTS lock_test_counts (id uuid PRIMARY KEY, n int)")
+        counter = _Counter()
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", lock_keys(counter.name, {aggregate}))
+        second = asyncio.create_task(apply_batch(other, counter, [event(), event()]))
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waits for the transaction holding the aggregate
+        assert await apply_batch(holder, counter, [event()]) == 1  # the holder applies meanwhile
+        await tx.commit()
+        assert await asyncio.wait_for(second, 10) == 2
+        # it read the count after the holder's commit: 1 + 2, nothing overwritten
+        assert await holder.fetchval("SELECT n FROM lock_test_counts WHERE id = $1", uuid.UUID(aggregate)) == 3
+    finally:
+        await holder.execute("DROP TABLE IF EXISTS lock_test_counts")
+        await holder.close()
+        await other.close()
