@@ -151,6 +151,9 @@ class EventSettings(BaseModel):
     )
     outbox_retention_h: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
     max_batch: int = Field(1000, ge=1, le=10000, description="Learning events per API request.")
+    workers: int = Field(
+        2, ge=1, le=32, description="Processes consuming events into the projections (`worker-0`, `worker-1`, …)."
+    )
     xapi_lrs_url: str = Field(
         "", pattern=r"^(https?://[^\s]+)?$", description="Forward xAPI statements to this LRS endpoint (…/xapi/); empty: off."
     )

@@ -97,8 +97,9 @@ def run(prog: str, main: Main) -> int:
     """``python -m <prog> --data-dir D``: run ``main`` until SIGTERM/SIGINT sets the stop event."""
     parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--name", default=prog.removeprefix("lmsd-"), help="component name (its heartbeat file)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {prog} %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(levelname)s %(message)s")
     try:
         settings = load_settings(args.data_dir)
         secrets = credentials.load(settings.data_dir)
@@ -113,7 +114,7 @@ def run(prog: str, main: Main) -> int:
             loop.add_signal_handler(sig, stop.set)
         paths = RunPaths(settings.data_dir)
         paths.run.mkdir(parents=True, exist_ok=True)
-        heartbeat = Heartbeat(paths.heartbeat(prog.removeprefix("lmsd-")))
+        heartbeat = Heartbeat(paths.heartbeat(args.name))
         beating = asyncio.create_task(heartbeat.run(stop))
         try:
             await main(settings, secrets, stop, heartbeat)

@@ -100,16 +100,18 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
             )
         )
     # The event backbone (docs/events.md): the outbox relay and the projections' consumers.
+    # Several consumer workers share each durable consumer (JetStream spreads the messages).
+    workers = [(f"worker-{n}", f"Event consumers {n}", "lmsd.learning.worker") for n in range(settings.events.workers)]
     for name, label, module in (
         ("relay", "Outbox relay", "lmsd.events.relay"),
-        ("worker", "Event consumers", "lmsd.learning.worker"),
+        *workers,
         ("media-worker", "Media worker (video state, transcription)", "lmsd.media.worker"),
     ):
         components.append(
             Component(
                 name=name,
                 label=label,
-                argv=[sys.executable, "-m", module, "--data-dir", settings.data_dir],
+                argv=[sys.executable, "-m", module, "--data-dir", settings.data_dir, "--name", name],
                 probe=lambda name=name: health.probe_heartbeat(RunPaths(settings.data_dir).heartbeat(name)),  # type: ignore[misc]
                 env=base_env,
             )
