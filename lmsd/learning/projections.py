@@ -304,7 +304,7 @@ class XapiProjection:
                 _INSERT_STATEMENTS,
                 [r.campus_id for r in rows], [r.id for r in rows], [r.user_id for r in rows],
                 [r.course_id for r in rows], [r.verb for r in rows], [r.activity for r in rows],
-                [r.timestamp_us for r in rows], [r.stored_us for r in rows], [d.event.SerializeToString() for d in events],
+                [r.timestamp_us for r in rows], [r.stored_us for r in rows], [d.data or d.event.SerializeToString() for d in events],
             )
         return []
 

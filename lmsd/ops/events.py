@@ -158,7 +158,7 @@ async def replay_dead_letters(settings: Settings, secrets: Secrets, seqs: list[i
                 continue
             try:
                 event = decode(letter.data)
-                await apply_batch(conn, projection, [Delivered(event, letter.stream_seq)])
+                await apply_batch(conn, projection, [Delivered(event, letter.stream_seq, letter.data)])
             except Undecodable as exc:
                 results.append((letter.seq, f"kept: {exc} (remove it with `lmsd events dlq drop {letter.seq}`)"))
                 continue
@@ -312,7 +312,7 @@ async def _apply_range(conn: asyncpg.Connection, nc: NATS, projection: Projectio
                     done = True
                     break
                 with contextlib.suppress(Undecodable):  # undecodable messages are the DLQ's business
-                    chunk.append(Delivered(decode(msg.data), seq))
+                    chunk.append(Delivered(decode(msg.data), seq, msg.data))
             if chunk:
                 applied += await _apply_replayed(conn, projection, chunk)
             if done or (msgs and msgs[-1].metadata.sequence.stream >= end):
