@@ -14,7 +14,7 @@ from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import relations
 from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.events import outbox
-from lmsd.events.envelope import NewEvent, decode
+from lmsd.events.envelope import NewEvent, decode, text
 from lmsd.learning import xapi
 from lmsd.learning.schemas import (
     ActivityAccepted,
@@ -80,7 +80,7 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
             raise Invalid(f"{where}: occurred_at needs a time zone (e.g. 2026-11-25T10:00:00Z)")
         if not EARLIEST <= occurred <= now + FUTURE_SLACK:
             raise Invalid(f"{where}: occurred_at {occurred.isoformat()} is in the future or before 2000")
-        course, lesson_id = str(enrolment["course_id"]), str(item.lesson_id)
+        course, lesson_id = text(enrolment["course_id"]), text(item.lesson_id)
         message: Any
         if item.type == "video_watched":
             if lesson["kind"] != "video":
@@ -91,7 +91,7 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
             if bad:
                 raise Invalid(f"{where}: segment {list(bad[0])} does not end after it starts")
             message = learning_pb2.VideoWatched(
-                course_id=course, lesson_id=lesson_id, video_id=str(lesson["video_id"] or ""),
+                course_id=course, lesson_id=lesson_id, video_id=text(lesson["video_id"]) if lesson["video_id"] else "",
                 segments=[learning_pb2.Segment(start_ms=s, end_ms=e) for s, e in item.segments],
             )
         else:
