@@ -442,3 +442,96 @@ async def test_batches_of_one_aggregate_apply_one_after_the_other(shared_campus:
         await holder.execute("DROP TABLE IF EXISTS lock_test_counts")
         await holder.close()
         await other.close()
+
+
+async def _published(conn: asyncpg.Connection, enrolment: str, timeout: float = 30) -> asyncpg.Record:
+    """Wait until the relay has published every event of the enrolment; its aggregate row."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        row = await conn.fetchrow(
+            "SELECT version, published_version, published_seq FROM event_aggregates "
+            "WHERE aggregate = 'enrolment' AND aggregate_id = $1", uuid.UUID(enrolment),
+        )
+        unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE aggregate_id = $1 AND sent_at IS NULL", uuid.UUID(enrolment))
+        if row is not None and row["published_version"] == row["version"] and unsent == 0:
+            return row
+        assert asyncio.get_running_loop().time() < deadline, f"not published in {timeout}s: {row} ({unsent} unsent)"
+        await asyncio.sleep(0.2)
+
+
+async def _stream_versions(campus: Campus, enrolment: str) -> list[tuple[int, str]]:
+    """(version, body) of every message on the enrolment's subjects, in stream order."""
+    nc = await nats_connect(campus)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            f"lmsd.{shared_campus_id(campus)}.enrolment.{enrolment}.*", durable=None, stream="LMSD_EVENTS",
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        out = []
+        for m in await sub.fetch(1000, timeout=3):
+            ev = envelope_pb2.Event()
+            try:
+                ev.ParseFromString(m.data)
+            except Exception:
+                out.append((-1, "not an event"))
+                continue
+            out.append((ev.version, ev.WhichOneof("body") or "not an event"))
+        return out
+    finally:
+        await nc.close()
+
+
+async def test_the_relay_recovers_lost_markings_and_foreign_messages_without_duplicates(shared_campus: Campus) -> None:
+    """Batches published and then forgotten (the relay died before marking them) are recognised
+    as the stream's own and marked, not published again; a foreign message on the aggregate's
+    subjects is stepped over, and our next batch follows it."""
+    conn = await asyncpg.connect(app_dsn(shared_campus))
+    try:
+        async with client(shared_campus) as c:
+            s = await setup(c, learners=1)
+            me, enrolment = s.learners[0], s.enrolments[0]
+
+            async def record(n: int) -> None:
+                batch = [_ev(enrolment, "lesson_started", s.lessons["text"]) for _ in range(n)]
+                r = await c.post("/api/v1/learning/events", headers=me.h, json={"events": batch})
+                assert r.status_code == 202, r.text
+
+            await record(10)
+            before = await _published(conn, enrolment)
+            await record(20)
+            after = await _published(conn, enrolment)
+            assert after["version"] == before["version"] + 20
+            # the relay "forgets" the second batch: unmarked, and its aggregate back where it was
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = NULL, stream_seq = NULL WHERE aggregate_id = $1 AND version > $2",
+                    uuid.UUID(enrolment), before["version"],
+                )
+                await conn.execute(
+                    "UPDATE event_aggregates SET published_version = $2, published_seq = $3 WHERE aggregate_id = $1",
+                    uuid.UUID(enrolment), before["published_version"], before["published_seq"],
+                )
+            recovered = await _published(conn, enrolment)
+            assert (recovered["published_version"], recovered["published_seq"]) == (after["version"], after["published_seq"])
+            first = await conn.fetchrow(
+                "SELECT attempts, last_error FROM outbox WHERE aggregate_id = $1 AND version = $2",
+                uuid.UUID(enrolment), before["version"] + 1,
+            )
+            # refused (within the duplicate window for the repeated ids, after it for the moved
+            # sequence), then recognised as already stored
+            assert first["attempts"] >= 1, first
+            assert "duplicate message id" in first["last_error"] or "wrong last sequence" in first["last_error"], first
+            versions = await _stream_versions(shared_campus, enrolment)
+            assert [v for v, _ in versions] == list(range(1, after["version"] + 1))  # nothing published twice
+
+            # a foreign message on the aggregate's subjects: our events continue after it
+            await _publish_raw(shared_campus, f"lmsd.{shared_campus_id(shared_campus)}.enrolment.{enrolment}.lesson_started", b"\x00 foreign")
+            await record(5)
+            last = await _published(conn, enrolment)
+            assert last["version"] == after["version"] + 5
+            versions = await _stream_versions(shared_campus, enrolment)
+            assert [v for v, _ in versions] == [*range(1, after["version"] + 1), -1, *range(after["version"] + 1, last["version"] + 1)]
+            await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == last["version"])
+    finally:
+        await conn.close()
