@@ -10,10 +10,10 @@ transactions committed out of order), and publishes each aggregate's run in orde
 - ``Nats-Expected-Last-Subject-Sequence`` (+ ``…-Subject`` = the aggregate's subjects): the
   stream refuses the event unless the aggregate's last stored event is the one we think.
 
-An aggregate's run of several events goes as JetStream atomic batches (``Nats-Batch-Id``,
-NATS 2.12+; the stream allows them): the expected-sequence check sits on the batch's first
-message and gates the whole batch, so the run is stored all or nothing, contiguously, with one
-round trip instead of one per event. A single event is an ordinary publish.
+An aggregate's run of events goes as JetStream atomic batches (``Nats-Batch-Id``, NATS 2.12+;
+the stream allows them; a single event is a batch of one): the expected-sequence check sits on
+the batch's first message and gates the whole batch, so the run is stored all or nothing,
+contiguously, with one round trip instead of one per event.
 
 Different aggregates are published concurrently (at most ``MAX_INFLIGHT`` batches at once, under
 the server's limit per stream). Rows are marked sent with their stream sequence in one
@@ -45,7 +45,6 @@ from lmsd.settings import Settings
 
 log = logging.getLogger("lmsd.events.relay")
 LOCK_KEY = 0x6C6D7364_0001  # pg advisory lock: one relay per database
-WRONG_LAST_SEQUENCE = 10071
 MAX_BATCH = 1000  # messages per atomic batch (the server's limit)
 MAX_INFLIGHT = 32  # atomic batches open at once (the server allows 50 per stream)
 
@@ -158,27 +157,15 @@ class Relay:
             last_seq = seq
 
     async def _publish(self, part: list[asyncpg.Record], last_seq: int, filter_subject: str) -> int:
-        """Publish one aggregate's consecutive events; returns the stream sequence of the last."""
-        expect = {
-            "Nats-Expected-Last-Subject-Sequence": str(last_seq),
-            "Nats-Expected-Last-Subject-Sequence-Subject": filter_subject,
-        }
-        if len(part) == 1:
-            row = part[0]
-            try:
-                ack = await self.js.publish(
-                    row["subject"], row["payload"], timeout=self.timeout_s, stream=EVENTS_STREAM,
-                    headers={"Nats-Msg-Id": str(row["id"]), **expect},
-                )
-            except APIError as exc:
-                raise Refused(exc.err_code or 0, exc.description or str(exc)) from None
-            return int(ack.seq)
+        """Publish one aggregate's consecutive events as one atomic batch (a single event is a
+        batch of one); returns the stream sequence of the last."""
         batch_id = uuid.uuid4().hex
         size = len(part)
         for n, row in enumerate(part, 1):
             headers = {"Nats-Msg-Id": str(row["id"]), "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(n)}
-            if n == 1:
-                headers.update(expect)  # checked against the stream as it was before the batch
+            if n == 1:  # checked against the stream as it was before the batch
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
+                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = filter_subject
             if n < size:
                 await self.nc.publish(row["subject"], row["payload"], headers=headers)
         headers["Nats-Batch-Commit"] = "1"

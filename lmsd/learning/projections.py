@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -39,17 +38,14 @@ def _min(a: int | None, b: int) -> int:
     return b if a is None or b < a else a
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
+def _timestamptz(micros: str) -> str:
+    """SQL for a time given as microseconds since the epoch (the unit events carry), exactly."""
+    return f"'epoch'::timestamptz + {micros} * interval '1 microsecond'"
 
 
-def _us(moment: datetime | None) -> int | None:
-    """A stored time as microseconds since the epoch (exact), the unit events carry."""
-    return None if moment is None else (moment - _EPOCH) // _US
-
-
-def _at(micros: int | None) -> datetime | None:
-    return None if micros is None else from_micros(micros)
+def _micros(column: str) -> str:
+    """SQL for a stored time as microseconds since the epoch, exactly."""
+    return f"(extract(epoch from {column}) * 1000000)::bigint"
 
 
 class _Uuids(dict[str, uuid.UUID]):
@@ -84,17 +80,29 @@ class _Lesson:
 
 _P_COLS = ("course_id", "user_id", "events", "lessons_started", "lessons_completed", "watched_ms",
            "quiz_attempts", "last_lesson_id", "last_activity_at", "completed_at")
+_P_TIMES = ("last_activity_at", "completed_at")  # microseconds in Python, timestamptz in the table
+_SELECT_PROGRESS = f"""
+SELECT p.campus_id, p.enrolment_id, {', '.join(_micros(f'p.{c}') + f' AS {c}' if c in _P_TIMES else c for c in _P_COLS)}
+FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e
+"""
 _UPSERT_PROGRESS = f"""
 INSERT INTO progress (campus_id, enrolment_id, {', '.join(_P_COLS)})
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::int[], $7::int[],
-                     $8::bigint[], $9::int[], $10::uuid[], $11::timestamptz[], $12::timestamptz[])
+SELECT c, e, {', '.join(_timestamptz(c) if c in _P_TIMES else c for c in _P_COLS)}
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::int[], $7::int[],
+            $8::bigint[], $9::int[], $10::uuid[], $11::bigint[], $12::bigint[]) AS u(c, e, {', '.join(_P_COLS)})
 ON CONFLICT (campus_id, enrolment_id) DO UPDATE SET
   {', '.join(f'{c} = excluded.{c}' for c in _P_COLS)}
 """
-_UPSERT_LESSONS = """
+_SELECT_LESSONS = f"""
+SELECT l.campus_id, l.enrolment_id, l.lesson_id, {_micros('l.started_at')} AS started_at,
+       {_micros('l.completed_at')} AS completed_at, l.watched, l.watched_ms
+FROM lesson_progress l JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(c, e, i)
+  ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i
+"""
+_UPSERT_LESSONS = f"""
 INSERT INTO lesson_progress (campus_id, enrolment_id, lesson_id, started_at, completed_at, watched, watched_ms)
-SELECT c, e, l, s, d, w::jsonb, m FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[],
-  $5::timestamptz[], $6::text[], $7::bigint[]) AS u(c, e, l, s, d, w, m)
+SELECT c, e, l, {_timestamptz('s')}, {_timestamptz('d')}, w::jsonb, m
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[]) AS u(c, e, l, s, d, w, m)
 ON CONFLICT (campus_id, enrolment_id, lesson_id) DO UPDATE SET started_at = excluded.started_at,
   completed_at = excluded.completed_at, watched = excluded.watched, watched_ms = excluded.watched_ms
 """
@@ -108,14 +116,8 @@ class ProgressProjection:
         ids = _Uuids()
         keys = list({(ids[d.event.campus_id], ids[d.event.aggregate_id]) for d in events})
         progress: dict[tuple[uuid.UUID, uuid.UUID], _Progress] = {}
-        for r in await conn.fetch(
-            "SELECT p.* FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) "
-            "ON p.campus_id = k.c AND p.enrolment_id = k.e",
-            [k[0] for k in keys], [k[1] for k in keys],
-        ):
-            found = _Progress(**{c: r[c] for c in _P_COLS})
-            found.last_activity_at, found.completed_at = _us(r["last_activity_at"]), _us(r["completed_at"])
-            progress[(r["campus_id"], r["enrolment_id"])] = found
+        for r in await conn.fetch(_SELECT_PROGRESS, [k[0] for k in keys], [k[1] for k in keys]):
+            progress[(r["campus_id"], r["enrolment_id"])] = _Progress(**{c: r[c] for c in _P_COLS})
         lesson_keys = {
             (ids[d.event.campus_id], ids[d.event.aggregate_id], ids[getattr(d.event, kind or "").lesson_id])
             for d in events
@@ -124,13 +126,9 @@ class ProgressProjection:
         lk = list(lesson_keys)
         lessons: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], _Lesson] = {}
         if lk:
-            for r in await conn.fetch(
-                "SELECT l.* FROM lesson_progress l JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(c, e, i) "
-                "ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i",
-                [k[0] for k in lk], [k[1] for k in lk], [k[2] for k in lk],
-            ):
+            for r in await conn.fetch(_SELECT_LESSONS, [k[0] for k in lk], [k[1] for k in lk], [k[2] for k in lk]):
                 lessons[(r["campus_id"], r["enrolment_id"], r["lesson_id"])] = _Lesson(
-                    _us(r["started_at"]), _us(r["completed_at"]), r["watched"], r["watched_ms"]
+                    r["started_at"], r["completed_at"], r["watched"], r["watched_ms"]
                 )
         before_completed = {k: p.lessons_completed for k, p in progress.items()}
         touched_lessons: set[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = set()
@@ -181,17 +179,17 @@ class ProgressProjection:
             elif body == "course_completed":
                 p.completed_at = _min(p.completed_at, at)
         items = list(progress.items())
-        def column(name: str) -> list[Any]:
-            values = [getattr(p, name) for _, p in items]
-            return [_at(v) for v in values] if name in ("last_activity_at", "completed_at") else values
-
-        await conn.execute(_UPSERT_PROGRESS, [k[0] for k, _ in items], [k[1] for k, _ in items], *map(column, _P_COLS))
+        await conn.execute(
+            _UPSERT_PROGRESS,
+            [k[0] for k, _ in items], [k[1] for k, _ in items],
+            *([getattr(p, c) for _, p in items] for c in _P_COLS),
+        )
         if touched_lessons:
             tl = [(k, lessons[k]) for k in touched_lessons]
             await conn.execute(
                 _UPSERT_LESSONS,
                 [k[0] for k, _ in tl], [k[1] for k, _ in tl], [k[2] for k, _ in tl],
-                [_at(v.started_at) for _, v in tl], [_at(v.completed_at) for _, v in tl],
+                [v.started_at for _, v in tl], [v.completed_at for _, v in tl],
                 [json.dumps(v.watched or []) for _, v in tl], [v.watched_ms for _, v in tl],
             )
         if not live:
@@ -229,7 +227,7 @@ class ProgressProjection:
                         body="course_completed",
                         message=learning_pb2.CourseCompleted(course_id=str(p.course_id), lessons_completed=total),
                         actor_id=p.user_id,
-                        occurred_at=_at(p.last_activity_at),
+                        occurred_at=from_micros(p.last_activity_at) if p.last_activity_at is not None else None,
                         event_id=uuid.uuid5(COMPLETION_NS, f"{key[1]}:{total}"),
                     )
                 )
@@ -278,10 +276,9 @@ class GradebookProjection:
         return []
 
 
-_INSERT_STATEMENTS = """
+_INSERT_STATEMENTS = f"""
 INSERT INTO xapi_statements (campus_id, id, user_id, course_id, verb, activity, "timestamp", stored, event)
-SELECT c, i, u, k, v, a, 'epoch'::timestamptz + t * interval '1 microsecond',
-       'epoch'::timestamptz + s * interval '1 microsecond', e
+SELECT c, i, u, k, v, a, {_timestamptz('t')}, {_timestamptz('s')}, e
 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[],
   $8::bigint[], $9::bytea[]) AS x(c, i, u, k, v, a, t, s, e)
 ON CONFLICT DO NOTHING

@@ -19,7 +19,7 @@ from nats.js.errors import NotFoundError
 from lmsd.credentials import Secrets
 from lmsd.errors import Invalid, NotFound, OperationFailed
 from lmsd.events import relay, service
-from lmsd.events.consumers import Delivered, Projection, apply_batch
+from lmsd.events.consumers import Delivered, Projection, apply_batch, stream_seq
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import DLQ_STREAM, EVENTS_STREAM, JOB_CONSUMERS, LEARNING_SUBJECTS, consumers_for
 from lmsd.learning.forwarder import forwarder_for
@@ -307,7 +307,7 @@ async def _apply_range(conn: asyncpg.Connection, nc: NATS, projection: Projectio
             chunk = []
             done = False
             for msg in msgs:
-                seq = msg.metadata.sequence.stream
+                seq = stream_seq(msg)
                 if seq > end:
                     done = True
                     break
@@ -315,7 +315,7 @@ async def _apply_range(conn: asyncpg.Connection, nc: NATS, projection: Projectio
                     chunk.append(Delivered(decode(msg.data), seq, msg.data))
             if chunk:
                 applied += await _apply_replayed(conn, projection, chunk)
-            if done or (msgs and msgs[-1].metadata.sequence.stream >= end):
+            if done or (msgs and stream_seq(msgs[-1]) >= end):
                 break
     finally:
         with contextlib.suppress(Exception):
