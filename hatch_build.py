@@ -20,7 +20,7 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-BINARIES = ("lmsd-gateway", "lmsd-transcoder")
+BINARIES = ("lmsd-gateway", "lmsd-projector", "lmsd-transcoder")
 WEB_FILES = ("hls.min.js", "hls.worker.js")
 
 

@@ -88,17 +88,22 @@ def ensure(data_dir: Path) -> tuple[Secrets, bool]:
     return created, True
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600 from the first byte), atomically."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)  # an existing tmp file keeps its mode through O_CREAT
+    os.replace(tmp, path)
+
+
 def write(data_dir: Path, value: Secrets) -> None:
     path = secrets_path(data_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("# lmsd secrets: generated at install. Keep this file private (mode 0600).\n")
-        handle.write(tomli_w.dumps(value.model_dump()))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    header = "# lmsd secrets: generated at install. Keep this file private (mode 0600).\n"
+    write_private(path, header + tomli_w.dumps(value.model_dump()))
 
 
 def load(data_dir: Path) -> Secrets:

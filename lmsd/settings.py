@@ -152,7 +152,11 @@ class EventSettings(BaseModel):
     outbox_retention_h: float = Field(24.0, gt=0, description="Published outbox rows are kept this long.")
     max_batch: int = Field(1000, ge=1, le=10000, description="Learning events per API request.")
     workers: int = Field(
-        2, ge=1, le=32, description="Processes consuming events into the projections (`worker-0`, `worker-1`, …)."
+        1,
+        ge=1,
+        le=32,
+        description="lmsd-projector processes keeping the learning projections live (`projector-0`, …); "
+        "each applies several batches at once, and more share the work.",
     )
     xapi_lrs_url: str = Field(
         "", pattern=r"^(https?://[^\s]+)?$", description="Forward xAPI statements to this LRS endpoint (…/xapi/); empty: off."

@@ -3,7 +3,9 @@ database transaction, which event ids it applied — so a redelivered event chan
 
 A message that cannot be decoded goes to the dead-letter stream at once, with its reason; one
 whose application keeps failing goes there after ``max_attempts`` deliveries. Neither blocks
-the consumer. ``python -m lmsd.learning.worker`` runs every projection's consumer.
+the consumer. The media worker and the xAPI forwarder run their consumers with this module; the
+learning projections are kept live by lmsd-projector (Rust), which follows the same rules, and
+``lmsd events replay`` / ``dlq replay`` apply them here with :func:`apply_batch`.
 
 A consumer may apply several batches at once (``ConsumerSpec.concurrency`` pulls per worker, and
 several workers): each batch's transaction first takes a lock per aggregate it touches

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmsd.credentials import Secrets
+from lmsd.credentials import Secrets, write_private
+from lmsd.events.streams import consumer_spec
 from lmsd.media import tools
 from lmsd.runtime import binaries, health, nats, postgres, replica
 from lmsd.runtime.paths import RunPaths
@@ -99,39 +100,53 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
                 env=base_env,
             )
         )
-    # The event backbone (docs/events.md): the outbox relay and the projections' consumers.
-    # Several consumer workers share each durable consumer (JetStream spreads the messages).
-    workers = [(f"worker-{n}", f"Event consumers {n}", "lmsd.learning.worker") for n in range(settings.events.workers)]
-    for name, label, module in (
-        ("relay", "Outbox relay", "lmsd.events.relay"),
-        *workers,
-        ("media-worker", "Media worker (video state, transcription)", "lmsd.media.worker"),
-    ):
+    # The event backbone (docs/events.md): the outbox relay; lmsd-projector (Rust) keeping the
+    # learning projections live (several processes share the durable consumer); the xAPI
+    # forwarder when the campus forwards statements to an LRS; the media worker.
+    components.append(_python_service(settings, base_env, "relay", "Outbox relay", "lmsd.events.relay"))
+    components += [_projector(settings, secrets, base_env, n) for n in range(settings.events.workers)]
+    if settings.events.xapi_lrs_url:
         components.append(
-            Component(
-                name=name,
-                label=label,
-                argv=[sys.executable, "-m", module, "--data-dir", settings.data_dir, "--name", name],
-                probe=lambda name=name: health.probe_heartbeat(RunPaths(settings.data_dir).heartbeat(name)),  # type: ignore[misc]
-                env=base_env,
-            )
+            _python_service(settings, base_env, "xapi-forwarder", "xAPI forwarder (to the LRS)", "lmsd.learning.worker")
         )
+    components.append(
+        _python_service(settings, base_env, "media-worker", "Media worker (video state, transcription)", "lmsd.media.worker")
+    )
     components += [_transcoder(settings, secrets, base_env, n) for n in range(settings.media.transcoders)]
     components.append(_gateway(settings, secrets, base_env))
     return components
 
 
+def _python_service(settings: Settings, base_env: dict[str, str], name: str, label: str, module: str) -> Component:
+    """A long-running Python process of ``lmsd.events.service.run`` (healthy while it beats)."""
+    return Component(
+        name=name,
+        label=label,
+        argv=[sys.executable, "-m", module, "--data-dir", settings.data_dir, "--name", name],
+        probe=lambda: health.probe_heartbeat(RunPaths(settings.data_dir).heartbeat(name)),
+        env=base_env,
+    )
+
+
+def _nats_auth_file(settings: Settings, secrets: Secrets) -> Path:
+    """The NATS credentials of the Rust services, as a 0600 JSON file under run/ (never on
+    argv or in the environment, both visible to other users through /proc on some systems)."""
+    path = RunPaths(settings.data_dir).run / "service-nats.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, json.dumps({"user": nats.NATS_USER, "password": secrets.nats_password}))
+    return path
+
+
 def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], n: int) -> Component:
     """lmsd-transcoder n (Rust, drives ffmpeg): a worker of the ``transcode`` work queue
-    (docs/video.md). NATS credentials reach it as a 0600 file, like the gateway's media key."""
+    (docs/video.md)."""
     media = settings.media
     paths = RunPaths(settings.data_dir)
-    auth_file = paths.run / "transcoder-nats.json"
     heartbeat = paths.heartbeat(f"transcoder-{n}")
     env = {
         **base_env,
         "LMSD_TRANSCODER_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
-        "LMSD_TRANSCODER_NATS_AUTH_FILE": str(auth_file),
+        "LMSD_TRANSCODER_NATS_AUTH_FILE": str(paths.run / "service-nats.json"),
         "LMSD_TRANSCODER_DATA_DIR": str(settings.data_dir),
         "LMSD_TRANSCODER_FFMPEG": tools.ffmpeg(media),
         "LMSD_TRANSCODER_LADDER": media.ladder,
@@ -141,20 +156,48 @@ def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], 
         "LMSD_TRANSCODER_BACKOFF": ",".join(str(s) for s in media.transcode_backoff_s),
         "LMSD_TRANSCODER_HEARTBEAT_FILE": str(heartbeat),
     }
-
-    def prepare() -> None:
-        paths.run.mkdir(parents=True, exist_ok=True)
-        tmp = auth_file.with_suffix(f".tmp{n}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"user": nats.NATS_USER, "password": secrets.nats_password}, handle)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, auth_file)
-
     return Component(
         name=f"transcoder-{n}",
         label=f"Transcoder {n}",
         argv=[binaries.rust_binary("lmsd-transcoder"), "serve"],
+        probe=lambda: health.probe_heartbeat(heartbeat),
+        env=env,
+        prepare=lambda: _nats_auth_file(settings, secrets),
+    )
+
+
+def _projector(settings: Settings, secrets: Secrets, base_env: dict[str, str], n: int) -> Component:
+    """lmsd-projector n (Rust): applies learning events to the progress, gradebook and xAPI
+    projections (docs/events.md). Its consumer's shape (batch, concurrent batches, attempts
+    before a dead letter) comes from the consumer's declaration in lmsd.events.streams."""
+    spec = consumer_spec("learning")
+    paths = RunPaths(settings.data_dir)
+    heartbeat = paths.heartbeat(f"projector-{n}")
+    pg_auth = paths.run / "projector-postgres.json"
+    pg = settings.postgres
+    env = {
+        **base_env,
+        "LMSD_PROJECTOR_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
+        "LMSD_PROJECTOR_NATS_AUTH_FILE": str(paths.run / "service-nats.json"),
+        "LMSD_PROJECTOR_PG_AUTH_FILE": str(pg_auth),
+        "LMSD_PROJECTOR_STREAM": spec.stream,
+        "LMSD_PROJECTOR_CONSUMER": spec.name,
+        "LMSD_PROJECTOR_BATCH": str(spec.batch),
+        "LMSD_PROJECTOR_CONCURRENCY": str(spec.concurrency),
+        "LMSD_PROJECTOR_MAX_ATTEMPTS": str(spec.max_attempts),
+        "LMSD_PROJECTOR_BASE_URL": settings.portal_url,
+        "LMSD_PROJECTOR_HEARTBEAT_FILE": str(heartbeat),
+    }
+
+    def prepare() -> None:
+        _nats_auth_file(settings, secrets)
+        credentials = {"host": "127.0.0.1", "port": pg.port, "user": pg.user, "password": secrets.postgres_password, "dbname": pg.database}
+        write_private(pg_auth, json.dumps(credentials))
+
+    return Component(
+        name=f"projector-{n}",
+        label=f"Projector {n} (learning projections)",
+        argv=[binaries.rust_binary("lmsd-projector"), "serve"],
         probe=lambda: health.probe_heartbeat(heartbeat),
         env=env,
         prepare=prepare,
@@ -200,12 +243,7 @@ def _gateway(settings: Settings, secrets: Secrets, base_env: dict[str, str]) -> 
     def prepare() -> None:
         paths.media.mkdir(parents=True, exist_ok=True)
         paths.run.mkdir(parents=True, exist_ok=True)
-        tmp = key_file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.media_signing_key)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, key_file)
+        write_private(key_file, secrets.media_signing_key)
 
     return Component(
         name="gateway",

@@ -4,13 +4,12 @@ its store under the data dir. The config file holds the password, so it is mode 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nats
 from nats.aio.client import Client as NATS
 
-from lmsd.credentials import Secrets
+from lmsd.credentials import Secrets, write_private
 from lmsd.runtime import binaries
 from lmsd.settings import Settings
 
@@ -52,11 +51,7 @@ def write_config(settings: Settings, secrets: Secrets) -> Path:
         ]
     )
     path = config_file(settings)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_private(path, text)
     return path
 
 

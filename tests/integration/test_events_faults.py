@@ -1,4 +1,4 @@
-"""100,000 learning events through the API while the relay is killed -9, a consumer worker is
+"""100,000 learning events through the API while the relay is killed -9, lmsd-projector is
 killed -9 and nats-server is restarted: at the end every event is in the stream exactly once
 and every projection counted each exactly once."""
 
@@ -88,9 +88,9 @@ async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Camp
                 faults.append("relay killed -9")
                 await _wait_restarted(campus, "relay", before)
             elif n == 2 * batches // 5:
-                before = _restarts(campus, "worker-0")
-                os.kill(_pid(campus, "worker-0"), signal.SIGKILL)
-                faults.append("worker killed -9")
+                before = _restarts(campus, "projector-0")
+                os.kill(_pid(campus, "projector-0"), signal.SIGKILL)
+                faults.append("projector killed -9")
             elif n == 3 * batches // 5:
                 before = _restarts(campus, "nats")
                 os.kill(_pid(campus, "nats"), signal.SIGTERM)  # supervisor starts it again
@@ -115,7 +115,7 @@ async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Camp
     else:
         raise AssertionError(f"did not drain: {report}")
     assert report["dead_letters"] == 0, report
-    assert _restarts(campus, "relay") >= 2 and _restarts(campus, "worker-0") >= 1 and _restarts(campus, "nats") >= 1
+    assert _restarts(campus, "relay") >= 2 and _restarts(campus, "projector-0") >= 1 and _restarts(campus, "nats") >= 1
 
     enrolments = [uuid.UUID(e) for e in s.enrolments]
     recorded = TOTAL + LEARNERS  # plus one enrolment_created each

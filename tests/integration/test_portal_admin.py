@@ -384,7 +384,7 @@ async def test_health_page_without_supervisor(database: Database) -> None:
         assert r.status_code == 200 and "<h1>Health</h1>" in r.text
         assert "not running under the supervisor" in r.text and 'href="/admin/health"' in r.text
         rows = dict(re.findall(r'<tr data-component="([^"]+)">.*?<td class="probe">(.*?)</td>', r.text, re.S))
-        for name in ("postgres", "nats", "api-0", "relay", "worker-0", "gateway"):
+        for name in ("postgres", "nats", "api-0", "relay", "projector-0", "gateway"):
             assert name in rows, name
         assert "up" in rows["postgres"]  # this test's PostgreSQL answers the probe
         assert "down" in rows["gateway"]  # nothing else runs here

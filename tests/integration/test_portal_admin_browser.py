@@ -129,7 +129,7 @@ def test_admin_manages_users_campus_and_reads_health(shared_campus: Campus, brow
     page.wait_for_url(f"{base}/admin/health")
     assert page.inner_text("h1") == "Health"
     assert "The campus is healthy." in page.inner_text("main")
-    for name in ("postgres", "nats", "api-0", "relay", "worker-0", "gateway"):
+    for name in ("postgres", "nats", "api-0", "relay", "projector-0", "gateway"):
         row = page.locator(f"tr[data-component='{name}']")
         assert row.locator("td.state").inner_text() == "running", name
         assert row.locator("td.probe").inner_text().startswith("up"), name

@@ -63,9 +63,9 @@ async def test_statements_reach_the_lrs_once_despite_an_outage(campus: Campus) -
     bad = campus.lmsd("config", "set", "events.xapi_lrs_url", "ftp://nope")
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
     assert campus.lmsd("down").returncode == 0
-    # a credentials file others can read is refused: the worker does not come up
+    # a credentials file others can read is refused: the forwarder does not come up
     up = campus.lmsd("up", timeout=120)
-    assert up.returncode != 0 and "chmod 600" in (up.stdout + up.stderr + (campus.data_dir / "logs" / "worker-0.log").read_text())
+    assert up.returncode != 0 and "chmod 600" in (up.stdout + up.stderr + (campus.data_dir / "logs" / "xapi-forwarder.log").read_text())
     campus.lmsd("down")
     os.chmod(creds, 0o600)
     up = campus.lmsd("up", timeout=120)

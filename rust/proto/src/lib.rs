@@ -13,3 +13,29 @@
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/lmsd.contracts.v1.rs"));
 }
+
+impl v1::event::Body {
+    /// The body's field name in the envelope (`lesson_completed`), which is also the event's
+    /// name: the last token of its subject `lmsd.<campus>.<aggregate>.<id>.<event>`.
+    pub fn name(&self) -> &'static str {
+        use v1::event::Body;
+        match self {
+            Body::LessonStarted(_) => "lesson_started",
+            Body::LessonCompleted(_) => "lesson_completed",
+            Body::VideoWatched(_) => "video_watched",
+            Body::QuizAttemptSubmitted(_) => "quiz_attempt_submitted",
+            Body::QuizAttemptGraded(_) => "quiz_attempt_graded",
+            Body::CourseCompleted(_) => "course_completed",
+            Body::EnrolmentCreated(_) => "enrolment_created",
+            Body::EnrolmentWithdrawn(_) => "enrolment_withdrawn",
+            Body::CoursePublished(_) => "course_published",
+            Body::CourseUpdated(_) => "course_updated",
+            Body::VideoUploaded(_) => "video_uploaded",
+            Body::VideoTranscoded(_) => "video_transcoded",
+            Body::TranscodeProgress(_) => "transcode_progress",
+            Body::TranscodeFailed(_) => "transcode_failed",
+            Body::TranscriptPublished(_) => "transcript_published",
+            Body::TranscriptionRequested(_) => "transcription_requested",
+        }
+    }
+}

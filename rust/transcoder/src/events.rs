@@ -1,11 +1,9 @@
 //! What the transcoder says on the bus: `transcode` state reports in the Event envelope on
 //! `<prefix>.<campus>.transcode.<video>.<event>`, with deterministic ids (so a re-published
-//! report is dropped by JetStream's duplicate window and recognised by consumers), and dead
-//! letters in the format of `lmsd/events/consumers.py` `dead_letter`.
+//! report is dropped by JetStream's duplicate window and recognised by consumers).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_nats::HeaderMap;
 use lmsd_proto::v1::{event::Body, Event, VideoUploaded};
 use prost::Message;
 use uuid::Uuid;
@@ -26,7 +24,7 @@ pub fn decode_job(data: &[u8]) -> Result<JobRequest, String> {
     let event = Event::decode(data).map_err(|e| format!("undecodable Event envelope: {e}"))?;
     let upload = match event.body {
         Some(Body::VideoUploaded(upload)) => upload,
-        Some(other) => return Err(format!("not a video_uploaded event: {}", body_name(&other))),
+        Some(other) => return Err(format!("not a video_uploaded event: {}", other.name())),
         None => return Err("Event envelope without a body".to_owned()),
     };
     for (field, value) in [
@@ -52,17 +50,6 @@ fn is_token(value: &str) -> bool {
             .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '.' | '*' | '>'))
 }
 
-/// The body's field name, which is also the event name in the subject.
-pub fn body_name(body: &Body) -> &'static str {
-    match body {
-        Body::VideoUploaded(_) => "video_uploaded",
-        Body::VideoTranscoded(_) => "video_transcoded",
-        Body::TranscodeProgress(_) => "transcode_progress",
-        Body::TranscodeFailed(_) => "transcode_failed",
-        _ => "other",
-    }
-}
-
 /// `UUIDv5(URL, "lmsd:transcode:{video}:{event}:{attempt}:{n}")`: the envelope id and
 /// Nats-Msg-Id of a report (n counts progress reports; 0 for the others).
 pub fn report_id(video_id: &str, event: &str, attempt: u32, n: u32) -> String {
@@ -77,7 +64,7 @@ pub fn report(job: &JobRequest, body: Body, attempt: u32, n: u32) -> Event {
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     Event {
-        id: report_id(&job.video_id, body_name(&body), attempt, n),
+        id: report_id(&job.video_id, body.name(), attempt, n),
         campus_id: job.campus_id.clone(),
         aggregate: AGGREGATE.to_owned(),
         aggregate_id: job.video_id.clone(),
@@ -91,46 +78,11 @@ pub fn report(job: &JobRequest, body: Body, attempt: u32, n: u32) -> Event {
 
 /// Subject of a report envelope.
 pub fn report_subject(prefix: &str, event: &Event) -> String {
-    let name = event.body.as_ref().map_or("other", body_name);
+    let name = event.body.as_ref().map_or("other", Body::name);
     format!(
         "{prefix}.{}.{AGGREGATE}.{}.{name}",
         event.campus_id, event.aggregate_id
     )
-}
-
-/// Dead-letter subject and headers for a job message (as Python's `dead_letter` writes them).
-pub fn dead_letter(
-    prefix: &str,
-    consumer: &str,
-    subject: &str,
-    stream_sequence: u64,
-    deliveries: i64,
-    reason: &str,
-) -> (String, HeaderMap) {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "Nats-Msg-Id",
-        format!("{consumer}:{stream_sequence}").as_str(),
-    );
-    headers.insert("Lmsd-Dlq-Consumer", consumer);
-    headers.insert("Lmsd-Dlq-Reason", one_line(reason, 500).as_str());
-    headers.insert("Lmsd-Dlq-Subject", subject);
-    headers.insert("Lmsd-Dlq-Stream-Seq", stream_sequence.to_string().as_str());
-    headers.insert("Lmsd-Dlq-Deliveries", deliveries.to_string().as_str());
-    (format!("{prefix}.{consumer}.{subject}"), headers)
-}
-
-/// `text` without line breaks, at most `max` bytes.
-pub fn one_line(text: &str, max: usize) -> String {
-    let mut line: String = text.replace(['\r', '\n'], " ");
-    if line.len() > max {
-        let mut end = max;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
-    }
-    line
 }
 
 #[cfg(test)]
@@ -205,25 +157,5 @@ mod tests {
             report_subject("lmsd", &event),
             format!("lmsd.{CAMPUS}.transcode.{VIDEO}.transcode_progress")
         );
-    }
-
-    #[test]
-    fn dead_letter_headers() {
-        let (subject, headers) = dead_letter(
-            "lmsd-dlq",
-            "transcode",
-            "lmsd.c.video.v.video_uploaded",
-            7,
-            4,
-            "line 1\nline 2",
-        );
-        assert_eq!(subject, "lmsd-dlq.transcode.lmsd.c.video.v.video_uploaded");
-        assert_eq!(
-            headers.get("Lmsd-Dlq-Reason").unwrap().as_str(),
-            "line 1 line 2"
-        );
-        assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), "transcode:7");
-        assert_eq!(headers.get("Lmsd-Dlq-Deliveries").unwrap().as_str(), "4");
-        assert_eq!(one_line(&"é".repeat(300), 501).len(), 500);
     }
 }

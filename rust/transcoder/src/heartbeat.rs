@@ -3,9 +3,8 @@
 //! second. `detail` says what each job slot does ("idle", "transcoding <video> 42%").
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use tokio_util::sync::CancellationToken;
@@ -67,40 +66,7 @@ impl Status {
 
 /// Writes the heartbeat every second until `cancel`.
 pub async fn run(path: PathBuf, status: Status, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut warned = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = cancel.cancelled() => return,
-        }
-        if let Err(err) = write(&path, &status.detail()).await {
-            if !warned {
-                tracing::warn!(path = %path.display(), error = %err, "cannot write the heartbeat file");
-                warned = true;
-            }
-        } else {
-            warned = false;
-        }
-    }
-}
-
-/// Writes one heartbeat (temporary file, then rename).
-pub async fn write(path: &Path, detail: &str) -> std::io::Result<()> {
-    let time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let beat = serde_json::json!({
-        "pid": std::process::id(),
-        "time": time,
-        "version": env!("CARGO_PKG_VERSION"),
-        "detail": detail,
-    });
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    tokio::fs::write(&tmp, beat.to_string()).await?;
-    tokio::fs::rename(&tmp, path).await
+    lmsd_service::heartbeat::run(path, env!("CARGO_PKG_VERSION"), move || status.detail(), cancel).await;
 }
 
 #[cfg(test)]
@@ -118,7 +84,9 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("transcoder.heartbeat");
-        write(&path, &status.detail()).await.unwrap();
+        lmsd_service::heartbeat::write(&path, env!("CARGO_PKG_VERSION"), &status.detail())
+            .await
+            .unwrap();
         let beat: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(beat["pid"], std::process::id());

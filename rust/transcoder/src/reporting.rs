@@ -87,7 +87,7 @@ impl Worker {
         delivery: &Delivery,
         reason: &str,
     ) -> bool {
-        let (subject, headers) = events::dead_letter(
+        let (subject, headers) = lmsd_service::dlq::dead_letter(
             &self.config.dlq_prefix,
             &self.config.consumer,
             &delivery.subject,

@@ -2,7 +2,7 @@
 //! `lmsd install` has created it), and run `jobs` slots that each fetch and handle one job at
 //! a time until shutdown. The handling of one job is in [`crate::job`].
 
-use std::{os::unix::fs::PermissionsExt, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::PullConsumer};
@@ -81,19 +81,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
 }
 
 fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read the NATS auth file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), "the NATS auth file is readable by others; it should be mode 0600");
-    }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the NATS auth file {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected {{\"user\": …, \"password\": …}}",
-            path.display()
-        )
-    })
+    lmsd_service::read_secret_json(path, "NATS auth file", "{\"user\": …, \"password\": …}")
 }
 
 impl Worker {

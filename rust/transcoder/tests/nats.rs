@@ -190,7 +190,7 @@ fn is(video: &str, name: &str) -> impl Fn(&Event) -> bool {
             && event
                 .body
                 .as_ref()
-                .is_some_and(|b| lmsd_transcoder::events::body_name(b) == name)
+                .is_some_and(|b| b.name() == name)
     }
 }
 

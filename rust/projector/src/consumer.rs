@@ -1,0 +1,397 @@
+//! `serve`: connect to NATS and PostgreSQL, bind to the durable pull consumer (waiting quietly
+//! until `lmsd install` has created it and migrated the database), and run `concurrency` lanes.
+//! Each lane has its own message stream and database connection: it takes what has arrived
+//! (up to `batch` events), applies it in one transaction ([`crate::store::apply_batch`]) and
+//! acknowledges it; meanwhile the other lanes fetch and apply theirs.
+//!
+//! - A message that is not an lmsd event goes to the dead-letter stream at once.
+//! - When a batch cannot be applied, its events are applied one by one; one that keeps failing
+//!   goes to the dead-letter stream at its `max_attempts`-th delivery, the others are applied.
+//! - When the database is away, the batch is handed back (nak with a delay) and the lane
+//!   connects again; when NATS is away, the client reconnects and the lane binds again. An
+//!   event is acknowledged only after its transaction committed, so nothing is lost, and the
+//!   claim in that transaction makes a redelivery change nothing.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
+use futures_util::{FutureExt, StreamExt};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+use tokio_postgres::{error::SqlState, Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::ServeConfig,
+    event::decode,
+    store::{self, Delivered, Failure, Statements},
+};
+
+/// Pause before binding or connecting again.
+const RETRY: Duration = Duration::from_secs(1);
+/// Delay before a batch handed back for an unavailable database comes again.
+const UNAVAILABLE_DELAY: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+struct NatsCredentials {
+    user: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct PgCredentials {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    dbname: String,
+}
+
+/// What the lanes share.
+pub struct Projector {
+    config: ServeConfig,
+    js: jetstream::Context,
+    pg: tokio_postgres::Config,
+    applied: AtomicU64,
+    waiting: Mutex<String>,
+}
+
+/// Runs until `shutdown`; a batch being applied is finished (or rolled back) first.
+pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pg: PgCredentials = lmsd_service::read_secret_json(
+        &config.pg_auth_file,
+        "PostgreSQL auth file",
+        "{\"host\", \"port\", \"user\", \"password\", \"dbname\"}",
+    )?;
+    let mut pg_config = tokio_postgres::Config::new();
+    pg_config
+        .host(&pg.host)
+        .port(pg.port)
+        .user(&pg.user)
+        .password(&pg.password)
+        .dbname(&pg.dbname)
+        .application_name("lmsd-projector")
+        .connect_timeout(Duration::from_secs(5));
+    let mut options = async_nats::ConnectOptions::new()
+        .name("lmsd-projector")
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(path) = &config.nats_auth_file {
+        let nats: NatsCredentials =
+            lmsd_service::read_secret_json(path, "NATS auth file", "{\"user\": …, \"password\": …}")?;
+        options = options.user_and_password(nats.user, nats.password);
+    }
+    let client = options
+        .connect(config.nats_url.as_str())
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", config.nats_url))?;
+    tracing::info!(
+        nats = %config.nats_url, stream = %config.stream, consumer = %config.consumer,
+        batch = config.batch, concurrency = config.concurrency, "lmsd-projector serving"
+    );
+    let projector = Arc::new(Projector {
+        js: jetstream::new(client.clone()),
+        pg: pg_config,
+        applied: AtomicU64::new(0),
+        waiting: Mutex::new("starting".to_owned()),
+        config,
+    });
+    let beat_stop = CancellationToken::new();
+    let beat = projector.config.heartbeat_file.clone().map(|path| {
+        let p = Arc::clone(&projector);
+        tokio::spawn(lmsd_service::heartbeat::run(
+            path,
+            env!("CARGO_PKG_VERSION"),
+            move || p.detail(),
+            beat_stop.clone(),
+        ))
+    });
+    let mut lanes = JoinSet::new();
+    for lane in 0..projector.config.concurrency as usize {
+        lanes.spawn(Arc::clone(&projector).lane(lane, shutdown.clone()));
+    }
+    while let Some(done) = lanes.join_next().await {
+        if let Err(err) = done {
+            tracing::error!(error = %err, "lane crashed");
+        }
+    }
+    let _ = client.flush().await;
+    beat_stop.cancel();
+    if let Some(beat) = beat {
+        let _ = beat.await;
+    }
+    tracing::info!("lmsd-projector stopped");
+    Ok(())
+}
+
+/// Whether a database error means "away, try again" rather than "this batch cannot be applied".
+pub fn unavailable(err: &tokio_postgres::Error) -> bool {
+    let Some(db) = err.as_db_error() else {
+        return true; // no answer from the server: connection refused, closed, timed out
+    };
+    let code = db.code();
+    let class = &code.code()[..2];
+    // connection exceptions, shutdown, resources; a schema or database not there yet (before
+    // `lmsd install` or `lmsd upgrade` has migrated it)
+    matches!(class, "08" | "53" | "57")
+        || *code == SqlState::UNDEFINED_TABLE
+        || *code == SqlState::INVALID_CATALOG_NAME
+}
+
+type Db = (Client, Statements);
+
+impl Projector {
+    fn detail(&self) -> String {
+        let waiting = self.waiting.lock().map(|w| w.clone()).unwrap_or_default();
+        if waiting.is_empty() {
+            format!("consuming {}: applied {}", self.config.consumer, self.applied.load(Ordering::Relaxed))
+        } else {
+            waiting
+        }
+    }
+
+    fn set_waiting(&self, text: &str) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            if *waiting != text {
+                text.clone_into(&mut waiting);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Db, tokio_postgres::Error> {
+        let (client, connection) = self.pg.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "database connection ended");
+            }
+        });
+        let statements = Statements::prepare(&client).await?;
+        Ok((client, statements))
+    }
+
+    async fn bind(&self) -> Result<PullConsumer, async_nats::Error> {
+        let stream = self.js.get_stream(&self.config.stream).await?;
+        stream.get_consumer(&self.config.consumer).await
+    }
+
+    /// One lane: bind, then take and apply batches until shutdown.
+    async fn lane(self: Arc<Self>, lane: usize, shutdown: CancellationToken) {
+        let mut db: Option<Db> = None;
+        let batch = self.config.batch as usize;
+        while !shutdown.is_cancelled() {
+            let consumer = match self.bind().await {
+                Ok(c) => c,
+                Err(err) => {
+                    if lane == 0 {
+                        tracing::debug!(error = %err, "waiting for {}/{}", self.config.stream, self.config.consumer);
+                    }
+                    self.set_waiting(&format!("waiting for {}/{}", self.config.stream, self.config.consumer));
+                    pause(RETRY, &shutdown).await;
+                    continue;
+                }
+            };
+            let stream = consumer
+                .stream()
+                .max_messages_per_batch(batch)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await;
+            let mut messages = match stream {
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::debug!(error = %err, "cannot pull; binding again");
+                    pause(RETRY, &shutdown).await;
+                    continue;
+                }
+            };
+            loop {
+                let first = tokio::select! {
+                    next = messages.next() => next,
+                    () = shutdown.cancelled() => return,
+                };
+                let mut taken = match first {
+                    Some(Ok(message)) => vec![message],
+                    Some(Err(err)) => {
+                        tracing::debug!(error = %err, "pull interrupted; binding again");
+                        break;
+                    }
+                    None => break,
+                };
+                // what has already arrived joins the batch; nothing waits for more
+                while taken.len() < batch {
+                    match messages.next().now_or_never() {
+                        Some(Some(Ok(message))) => taken.push(message),
+                        _ => break,
+                    }
+                }
+                self.handle(&mut db, taken, &shutdown).await;
+            }
+            pause(RETRY, &shutdown).await;
+        }
+    }
+
+    /// Decodes, applies and acknowledges one batch.
+    async fn handle(&self, db: &mut Option<Db>, messages: Vec<jetstream::Message>, shutdown: &CancellationToken) {
+        let mut good: Vec<(Delivered, jetstream::Message)> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (stream_seq, deliveries) = match message.info() {
+                Ok(info) => (info.stream_sequence, info.delivered),
+                Err(err) => {
+                    tracing::warn!(error = %err, subject = %message.subject, "message without JetStream metadata; skipped");
+                    continue;
+                }
+            };
+            match decode(&message.payload) {
+                Ok(event) => good.push((Delivered { event, stream_seq, data: message.payload.clone() }, message)),
+                Err(err) => {
+                    if self.dead_letter(&message, stream_seq, deliveries, &err.to_string()).await {
+                        ack(&message, AckKind::Ack).await;
+                    }
+                }
+            }
+        }
+        if good.is_empty() {
+            return;
+        }
+        let Some((client, statements)) = self.database(db, shutdown).await else {
+            for (_, message) in &good {
+                ack(message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
+            }
+            return;
+        };
+        let batch: Vec<Delivered> = good.iter().map(|(d, _)| d.clone()).collect();
+        match store::apply_batch(client, statements, &self.config.consumer, &self.config.base_url, &batch).await {
+            Ok(applied) => {
+                self.applied.fetch_add(applied as u64, Ordering::Relaxed);
+                for (_, message) in &good {
+                    ack(message, AckKind::Ack).await;
+                }
+            }
+            Err(Failure::Database(err)) if unavailable(&err) => {
+                tracing::warn!(error = %err, "database unavailable; the batch comes back");
+                *db = None;
+                for (_, message) in &good {
+                    ack(message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, events = good.len(), "batch failed; applying one by one");
+                self.one_by_one(db, good, shutdown).await;
+            }
+        }
+    }
+
+    /// Applies each event on its own: the ones that can be applied are; the others come back
+    /// with a growing delay and go to the dead-letter stream at their last attempt.
+    async fn one_by_one(&self, db: &mut Option<Db>, good: Vec<(Delivered, jetstream::Message)>, shutdown: &CancellationToken) {
+        for (delivered, message) in good {
+            let Some((client, statements)) = self.database(db, shutdown).await else {
+                ack(&message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
+                continue;
+            };
+            let outcome = store::apply_batch(
+                client,
+                statements,
+                &self.config.consumer,
+                &self.config.base_url,
+                std::slice::from_ref(&delivered),
+            )
+            .await;
+            match outcome {
+                Ok(applied) => {
+                    self.applied.fetch_add(applied as u64, Ordering::Relaxed);
+                    ack(&message, AckKind::Ack).await;
+                }
+                Err(Failure::Database(err)) if unavailable(&err) => {
+                    *db = None;
+                    ack(&message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
+                }
+                Err(err) => {
+                    let deliveries = message.info().map(|i| i.delivered).unwrap_or(1);
+                    if deliveries >= i64::from(self.config.max_attempts) {
+                        let reason = err.to_string();
+                        if self.dead_letter(&message, delivered.stream_seq, deliveries, &reason).await {
+                            ack(&message, AckKind::Ack).await;
+                        }
+                    } else {
+                        let exponent = u32::try_from(deliveries.clamp(0, 5)).unwrap_or(5);
+                        let delay = Duration::from_secs(2u64.pow(exponent).min(30));
+                        ack(&message, AckKind::Nak(Some(delay))).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The lane's connection, made again when it was lost; `None` while the database is away.
+    async fn database<'a>(&self, db: &'a mut Option<Db>, shutdown: &CancellationToken) -> Option<&'a mut Db> {
+        if db.as_ref().is_some_and(|(client, _)| client.is_closed()) {
+            *db = None;
+        }
+        if db.is_none() {
+            match self.connect().await {
+                Ok(connected) => {
+                    self.set_waiting("");
+                    *db = Some(connected);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot use the database; retrying");
+                    self.set_waiting("waiting for the database");
+                    pause(RETRY, shutdown).await;
+                    return None;
+                }
+            }
+        }
+        db.as_mut()
+    }
+
+    /// Publishes a message to the dead-letter stream and waits for the stream's ack; false
+    /// when that failed (the message is then left to come back).
+    async fn dead_letter(&self, message: &jetstream::Message, stream_seq: u64, deliveries: i64, reason: &str) -> bool {
+        let (subject, headers) = lmsd_service::dlq::dead_letter(
+            &self.config.dlq_prefix,
+            &self.config.consumer,
+            message.subject.as_str(),
+            stream_seq,
+            deliveries,
+            reason,
+        );
+        let published = match self.js.publish_with_headers(subject, headers, message.payload.clone()).await {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        match published {
+            Ok(()) => {
+                tracing::warn!(subject = %message.subject, stream_seq, reason, "dead-lettered");
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot dead-letter; the message comes back later");
+                false
+            }
+        }
+    }
+}
+
+async fn ack(message: &jetstream::Message, kind: AckKind) {
+    if let Err(err) = message.ack_with(kind).await {
+        // the message comes back after the consumer's ack wait; its claim makes that harmless
+        tracing::debug!(error = %err, "cannot acknowledge");
+    }
+}
+
+/// Sleeps `duration` unless `shutdown` comes first.
+pub async fn pause(duration: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = shutdown.cancelled() => {}
+    }
+}

@@ -1,0 +1,559 @@
+//! One batch, one PostgreSQL transaction (`apply_batch`), as `lmsd.events.consumers.apply_batch`
+//! does it in Python: lock the batch's enrolments, claim the event ids (an id this consumer has
+//! applied before is skipped, so redelivery changes nothing), apply the new events to the
+//! progress, gradebook and xAPI tables, record course completions in the outbox, count.
+//!
+//! Independent statements go out together (tokio-postgres pipelines the queries of one
+//! connection), so a batch costs about five round trips whatever its size.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use lmsd_proto::v1::{self, event::Body};
+use prost::Message;
+use tokio_postgres::{Client, Statement};
+use uuid::Uuid;
+
+use crate::{
+    event::{subject, Event},
+    projection::{self, Lesson, Progress, State, Unappliable},
+};
+
+/// An event as delivered by JetStream.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub event: Event,
+    pub stream_seq: u64,
+    /// The message as delivered (the encoded event): `xapi_statements.event` keeps it.
+    pub data: Bytes,
+}
+
+/// Why a batch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Some event of the batch cannot be applied.
+    #[error(transparent)]
+    Unappliable(#[from] Unappliable),
+    /// The database refused or is away (see [`crate::consumer`] for which is which).
+    #[error("{}", db_message(.0))]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// The server's message and its detail when there is one; else the client's.
+fn db_message(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => format!("Database: {}", db.message()),
+        None => format!("Database: {err}"),
+    }
+}
+
+/// Events of `course_completed` follow-ups get ids derived from (enrolment, lesson count),
+/// the same as `lmsd.learning.projections.COMPLETION_NS` gives in Python.
+pub const COMPLETION_NS: Uuid = Uuid::from_u128(0x5b0d7a52_8f8e_4b8e_9a57_6c6d73640001);
+
+/// Microseconds since the epoch → timestamptz, exactly.
+macro_rules! ts {
+    ($e:literal) => {
+        concat!("'epoch'::timestamptz + ", $e, " * interval '1 microsecond'")
+    };
+}
+/// A stored time → microseconds since the epoch, exactly.
+macro_rules! us {
+    ($e:literal) => {
+        concat!("(extract(epoch from ", $e, ") * 1000000)::bigint")
+    };
+}
+
+const LOCK: &str = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k";
+const CLAIM: &str = "INSERT INTO consumer_applied (campus_id, consumer, event_id, stream_seq)
+SELECT c, $1, e, s FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(c, e, s)
+ON CONFLICT DO NOTHING RETURNING campus_id, event_id";
+const COUNT: &str = "INSERT INTO event_consumers AS c (name, applied, last_stream_seq, updated_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
+  last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = now()";
+const SELECT_PROGRESS: &str = concat!(
+    "SELECT p.campus_id, p.enrolment_id, course_id, user_id, events, lessons_started, lessons_completed,
+       watched_ms, quiz_attempts, last_lesson_id, ",
+    us!("p.last_activity_at"), ", ", us!("p.completed_at"), "
+FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e"
+);
+const UPSERT_PROGRESS: &str = concat!(
+    "INSERT INTO progress (campus_id, enrolment_id, course_id, user_id, events, lessons_started,
+  lessons_completed, watched_ms, quiz_attempts, last_lesson_id, last_activity_at, completed_at)
+SELECT c, e, k, u, n, s, d, w, q, l, ", ts!("a"), ", ", ts!("f"), "
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::int[], $7::int[],
+            $8::bigint[], $9::int[], $10::uuid[], $11::bigint[], $12::bigint[]) AS x(c, e, k, u, n, s, d, w, q, l, a, f)
+ON CONFLICT (campus_id, enrolment_id) DO UPDATE SET course_id = excluded.course_id,
+  user_id = excluded.user_id, events = excluded.events, lessons_started = excluded.lessons_started,
+  lessons_completed = excluded.lessons_completed, watched_ms = excluded.watched_ms,
+  quiz_attempts = excluded.quiz_attempts, last_lesson_id = excluded.last_lesson_id,
+  last_activity_at = excluded.last_activity_at, completed_at = excluded.completed_at"
+);
+const SELECT_LESSONS: &str = concat!(
+    "SELECT l.campus_id, l.enrolment_id, l.lesson_id, ",
+    us!("l.started_at"), ", ", us!("l.completed_at"), ", l.watched::text, l.watched_ms
+FROM lesson_progress l JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(c, e, i)
+  ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i"
+);
+const UPSERT_LESSONS: &str = concat!(
+    "INSERT INTO lesson_progress (campus_id, enrolment_id, lesson_id, started_at, completed_at, watched, watched_ms)
+SELECT c, e, l, ", ts!("s"), ", ", ts!("d"), ", w::jsonb, m
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[]) AS u(c, e, l, s, d, w, m)
+ON CONFLICT (campus_id, enrolment_id, lesson_id) DO UPDATE SET started_at = excluded.started_at,
+  completed_at = excluded.completed_at, watched = excluded.watched, watched_ms = excluded.watched_ms"
+);
+const UPSERT_GRADES: &str = concat!(
+    "INSERT INTO grades AS g (campus_id, enrolment_id, quiz_id, course_id, user_id, attempts, best_score,
+  max_score, last_graded_at)
+SELECT c, e, q, k, u, n, b, m, ", ts!("t"), "
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int[], $7::float8[],
+            $8::float8[], $9::bigint[]) AS x(c, e, q, k, u, n, b, m, t)
+ON CONFLICT (campus_id, enrolment_id, quiz_id) DO UPDATE SET
+  attempts = g.attempts + excluded.attempts,
+  best_score = greatest(g.best_score, excluded.best_score),
+  max_score = greatest(g.max_score, excluded.max_score),
+  last_graded_at = greatest(g.last_graded_at, excluded.last_graded_at)"
+);
+const INSERT_STATEMENTS: &str = concat!(
+    "INSERT INTO xapi_statements (campus_id, id, user_id, course_id, verb, activity, \"timestamp\", stored, event)
+SELECT c, i, u, k, v, a, ", ts!("t"), ", ", ts!("s"), ", e
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[],
+  $8::bigint[], $9::bytea[]) AS x(c, i, u, k, v, a, t, s, e)
+ON CONFLICT DO NOTHING"
+);
+const LESSON_TOTALS: &str = "SELECT l.campus_id, l.course_id, count(*) FROM lessons l
+JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, i) ON l.campus_id = k.c AND l.course_id = k.i
+GROUP BY l.campus_id, l.course_id";
+const ALLOCATE: &str = "INSERT INTO event_aggregates AS a (campus_id, aggregate, aggregate_id, version)
+SELECT c, 'enrolment', i, n FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(c, i, n)
+ORDER BY c, i
+ON CONFLICT (campus_id, aggregate, aggregate_id) DO UPDATE SET version = a.version + excluded.version
+RETURNING campus_id, aggregate_id, version";
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (campus_id, id, subject, aggregate, aggregate_id, version, payload)
+SELECT c, i, s, 'enrolment', a, v, p FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::bigint[], $6::bytea[])
+  AS u(c, i, s, a, v, p)";
+
+/// The statements, prepared once per connection.
+pub struct Statements {
+    lock: Statement,
+    claim: Statement,
+    count: Statement,
+    select_progress: Statement,
+    upsert_progress: Statement,
+    select_lessons: Statement,
+    upsert_lessons: Statement,
+    upsert_grades: Statement,
+    insert_statements: Statement,
+    lesson_totals: Statement,
+    allocate: Statement,
+    insert_outbox: Statement,
+}
+
+impl Statements {
+    pub async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        let (lock, claim, count, select_progress, upsert_progress, select_lessons) = tokio::try_join!(
+            client.prepare(LOCK),
+            client.prepare(CLAIM),
+            client.prepare(COUNT),
+            client.prepare(SELECT_PROGRESS),
+            client.prepare(UPSERT_PROGRESS),
+            client.prepare(SELECT_LESSONS),
+        )?;
+        let (upsert_lessons, upsert_grades, insert_statements, lesson_totals, allocate, insert_outbox) = tokio::try_join!(
+            client.prepare(UPSERT_LESSONS),
+            client.prepare(UPSERT_GRADES),
+            client.prepare(INSERT_STATEMENTS),
+            client.prepare(LESSON_TOTALS),
+            client.prepare(ALLOCATE),
+            client.prepare(INSERT_OUTBOX),
+        )?;
+        Ok(Self {
+            lock,
+            claim,
+            count,
+            select_progress,
+            upsert_progress,
+            select_lessons,
+            upsert_lessons,
+            upsert_grades,
+            insert_statements,
+            lesson_totals,
+            allocate,
+            insert_outbox,
+        })
+    }
+}
+
+/// Advisory lock keys (signed 64-bit, sorted, each once) of a consumer's enrolments: the same
+/// keys as `lmsd.events.consumers.lock_keys`, so Python and Rust appliers exclude each other.
+pub fn lock_keys(consumer: &str, aggregates: impl IntoIterator<Item = Uuid>) -> Vec<i64> {
+    let salt = u64::from(crc32fast::hash(consumer.as_bytes())) << 31;
+    let mut keys: Vec<i64> = aggregates
+        .into_iter()
+        .map(|a| {
+            let high = (a.as_u128() >> 64) as u64;
+            // (high ^ salt) - 2**63, as a signed 64-bit number
+            ((high ^ salt) ^ (1 << 63)) as i64
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+fn now_us() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Applies one batch in one transaction; returns how many events were new to the consumer.
+pub async fn apply_batch(
+    client: &mut Client,
+    st: &Statements,
+    consumer: &str,
+    base_url: &str,
+    batch: &[Delivered],
+) -> Result<usize, Failure> {
+    let tx = client.transaction().await?;
+    let keys = lock_keys(consumer, batch.iter().map(|d| d.event.enrolment));
+    let campuses: Vec<Uuid> = batch.iter().map(|d| d.event.campus).collect();
+    let ids: Vec<Uuid> = batch.iter().map(|d| d.event.id).collect();
+    let seqs: Vec<i64> = batch.iter().map(|d| d.stream_seq as i64).collect();
+    let (_, claimed) = tokio::try_join!(
+        async { tx.execute(&st.lock, &[&keys]).await },
+        async { tx.query(&st.claim, &[&consumer, &campuses, &ids, &seqs]).await },
+    )?;
+    let mut claimed: HashSet<(Uuid, Uuid)> = claimed.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // the first delivery of each claimed id (a batch may hold one event twice)
+    let fresh: Vec<&Delivered> = batch
+        .iter()
+        .filter(|d| claimed.remove(&(d.event.campus, d.event.id)))
+        .collect();
+    let last_seq = seqs.iter().copied().max().unwrap_or(0);
+    if fresh.is_empty() {
+        tx.execute(&st.count, &[&consumer, &0i64, &last_seq]).await?;
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let events: Vec<&Event> = fresh.iter().map(|d| &d.event).collect();
+    projection::check_learning(&events)?;
+    let facts = fresh
+        .iter()
+        .map(|d| projection::facts(&d.event, base_url))
+        .collect::<Result<Vec<_>, _>>()?;
+    let grades = projection::grades(&events)?;
+    let mut state = load(&tx, st, &events).await?;
+    let changes = projection::apply_progress(&mut state, &events)?;
+    let follow_ups = completions(&tx, st, &state, &changes).await?;
+
+    let progress: Vec<(&(Uuid, Uuid), &Progress)> = state.progress.iter().collect();
+    let lessons: Vec<(&(Uuid, Uuid, Uuid), &Lesson)> =
+        changes.lessons.iter().map(|k| (k, &state.lessons[k])).collect();
+    let p = ProgressColumns::new(&progress);
+    let l = LessonColumns::new(&lessons);
+    let g = GradeColumns::new(&grades);
+    let x = FactColumns::new(&fresh, &facts);
+    let applied = fresh.len() as i64;
+    tokio::try_join!(
+        async {
+            tx.execute(&st.upsert_progress, &[
+                &p.campus, &p.enrolment, &p.course, &p.user, &p.events, &p.started, &p.completed,
+                &p.watched_ms, &p.quiz_attempts, &p.last_lesson, &p.last_activity, &p.completed_at,
+            ])
+            .await
+        },
+        async {
+            if l.campus.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&st.upsert_lessons, &[
+                &l.campus, &l.enrolment, &l.lesson, &l.started, &l.completed, &l.watched, &l.watched_ms,
+            ])
+            .await
+        },
+        async {
+            if g.campus.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&st.upsert_grades, &[
+                &g.campus, &g.enrolment, &g.quiz, &g.course, &g.user, &g.attempts, &g.best, &g.max, &g.at,
+            ])
+            .await
+        },
+        async {
+            tx.execute(&st.insert_statements, &[
+                &x.campus, &x.id, &x.user, &x.course, &x.verb, &x.activity, &x.timestamp, &x.stored, &x.event,
+            ])
+            .await
+        },
+        record(&tx, st, follow_ups),
+        async { tx.execute(&st.count, &[&consumer, &applied, &last_seq]).await },
+    )?;
+    tx.commit().await?;
+    Ok(fresh.len())
+}
+
+/// The stored progress and lesson rows of the batch's enrolments and lessons.
+async fn load(tx: &tokio_postgres::Transaction<'_>, st: &Statements, events: &[&Event]) -> Result<State, Failure> {
+    let keys = projection::progress_keys(events);
+    let lesson_keys = projection::lesson_keys(events)?;
+    let (kc, ke): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    let lc: Vec<Uuid> = lesson_keys.iter().map(|k| k.0).collect();
+    let le: Vec<Uuid> = lesson_keys.iter().map(|k| k.1).collect();
+    let ll: Vec<Uuid> = lesson_keys.iter().map(|k| k.2).collect();
+    let (progress_rows, lesson_rows) = tokio::try_join!(
+        async { tx.query(&st.select_progress, &[&kc, &ke]).await },
+        async {
+            if ll.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&st.select_lessons, &[&lc, &le, &ll]).await
+        },
+    )?;
+    let mut state = State::default();
+    for r in progress_rows {
+        state.progress.insert((r.get(0), r.get(1)), Progress {
+            course_id: r.get(2),
+            user_id: r.get(3),
+            events: r.get(4),
+            lessons_started: r.get(5),
+            lessons_completed: r.get(6),
+            watched_ms: r.get(7),
+            quiz_attempts: r.get(8),
+            last_lesson_id: r.get(9),
+            last_activity_at: r.get(10),
+            completed_at: r.get(11),
+        });
+    }
+    for r in lesson_rows {
+        let watched: String = r.get(5);
+        state.lessons.insert((r.get(0), r.get(1), r.get(2)), Lesson {
+            started_at: r.get(3),
+            completed_at: r.get(4),
+            // written by us or by the Python projection: [[start, end], …]
+            watched: serde_json::from_str(&watched).unwrap_or_default(),
+            watched_ms: r.get(6),
+        });
+    }
+    Ok(state)
+}
+
+/// A `course_completed` event to record for each enrolment that has just completed its course.
+async fn completions(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
+    state: &State,
+    changes: &projection::Changes,
+) -> Result<Vec<(projection::Key, v1::Event)>, Failure> {
+    let courses = projection::grown_courses(state, changes);
+    if courses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (cc, ci): (Vec<Uuid>, Vec<Uuid>) = courses.into_iter().unzip();
+    let totals: HashMap<(Uuid, Uuid), i64> = tx
+        .query(&st.lesson_totals, &[&cc, &ci])
+        .await?
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let recorded = now_us();
+    Ok(projection::completions(state, changes, &totals)
+        .into_iter()
+        .map(|(key, total)| {
+            let p = &state.progress[&key];
+            let envelope = v1::Event {
+                id: Uuid::new_v5(&COMPLETION_NS, format!("{}:{total}", key.1).as_bytes()).to_string(),
+                campus_id: key.0.to_string(),
+                aggregate: "enrolment".into(),
+                aggregate_id: key.1.to_string(),
+                version: 0, // given by the outbox
+                occurred_at_us: p.last_activity_at.unwrap_or(recorded),
+                recorded_at_us: recorded,
+                actor_id: p.user_id.to_string(),
+                body: Some(Body::CourseCompleted(v1::CourseCompleted {
+                    course_id: p.course_id.to_string(),
+                    lessons_completed: u32::try_from(total).unwrap_or(u32::MAX),
+                })),
+            };
+            (key, envelope)
+        })
+        .collect())
+}
+
+/// Records follow-up events in the outbox, each as the next version of its enrolment (the
+/// relay publishes them after commit, like any other event).
+async fn record(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
+    events: Vec<(projection::Key, v1::Event)>,
+) -> Result<u64, tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    // one event per enrolment at most: each gets its enrolment's next version
+    let campus: Vec<Uuid> = events.iter().map(|(k, _)| k.0).collect();
+    let aggregate: Vec<Uuid> = events.iter().map(|(k, _)| k.1).collect();
+    let counts = vec![1i64; events.len()];
+    let versions: HashMap<(Uuid, Uuid), i64> = tx
+        .query(&st.allocate, &[&campus, &aggregate, &counts])
+        .await?
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let mut ids = Vec::new();
+    let mut subjects = Vec::new();
+    let mut version_col = Vec::new();
+    let mut payloads = Vec::new();
+    for (key, mut envelope) in events {
+        let version = versions[&key];
+        envelope.version = version as u64;
+        ids.push(Uuid::parse_str(&envelope.id).expect("made above"));
+        subjects.push(subject(key.0, "enrolment", key.1, envelope.body.as_ref().expect("set above")));
+        version_col.push(version);
+        payloads.push(envelope.encode_to_vec());
+    }
+    tx.execute(&st.insert_outbox, &[&campus, &ids, &subjects, &aggregate, &version_col, &payloads])
+        .await
+}
+
+struct ProgressColumns {
+    campus: Vec<Uuid>,
+    enrolment: Vec<Uuid>,
+    course: Vec<Uuid>,
+    user: Vec<Uuid>,
+    events: Vec<i64>,
+    started: Vec<i32>,
+    completed: Vec<i32>,
+    watched_ms: Vec<i64>,
+    quiz_attempts: Vec<i32>,
+    last_lesson: Vec<Option<Uuid>>,
+    last_activity: Vec<Option<i64>>,
+    completed_at: Vec<Option<i64>>,
+}
+
+impl ProgressColumns {
+    fn new(rows: &[(&(Uuid, Uuid), &Progress)]) -> Self {
+        Self {
+            campus: rows.iter().map(|(k, _)| k.0).collect(),
+            enrolment: rows.iter().map(|(k, _)| k.1).collect(),
+            course: rows.iter().map(|(_, p)| p.course_id).collect(),
+            user: rows.iter().map(|(_, p)| p.user_id).collect(),
+            events: rows.iter().map(|(_, p)| p.events).collect(),
+            started: rows.iter().map(|(_, p)| p.lessons_started).collect(),
+            completed: rows.iter().map(|(_, p)| p.lessons_completed).collect(),
+            watched_ms: rows.iter().map(|(_, p)| p.watched_ms).collect(),
+            quiz_attempts: rows.iter().map(|(_, p)| p.quiz_attempts).collect(),
+            last_lesson: rows.iter().map(|(_, p)| p.last_lesson_id).collect(),
+            last_activity: rows.iter().map(|(_, p)| p.last_activity_at).collect(),
+            completed_at: rows.iter().map(|(_, p)| p.completed_at).collect(),
+        }
+    }
+}
+
+struct LessonColumns {
+    campus: Vec<Uuid>,
+    enrolment: Vec<Uuid>,
+    lesson: Vec<Uuid>,
+    started: Vec<Option<i64>>,
+    completed: Vec<Option<i64>>,
+    watched: Vec<String>,
+    watched_ms: Vec<i64>,
+}
+
+impl LessonColumns {
+    fn new(rows: &[(&(Uuid, Uuid, Uuid), &Lesson)]) -> Self {
+        Self {
+            campus: rows.iter().map(|(k, _)| k.0).collect(),
+            enrolment: rows.iter().map(|(k, _)| k.1).collect(),
+            lesson: rows.iter().map(|(k, _)| k.2).collect(),
+            started: rows.iter().map(|(_, l)| l.started_at).collect(),
+            completed: rows.iter().map(|(_, l)| l.completed_at).collect(),
+            watched: rows.iter().map(|(_, l)| serde_json::to_string(&l.watched).unwrap_or_default()).collect(),
+            watched_ms: rows.iter().map(|(_, l)| l.watched_ms).collect(),
+        }
+    }
+}
+
+struct GradeColumns {
+    campus: Vec<Uuid>,
+    enrolment: Vec<Uuid>,
+    quiz: Vec<Uuid>,
+    course: Vec<Uuid>,
+    user: Vec<Uuid>,
+    attempts: Vec<i32>,
+    best: Vec<f64>,
+    max: Vec<f64>,
+    at: Vec<i64>,
+}
+
+impl GradeColumns {
+    fn new(rows: &[(projection::GradeKey, projection::Grade)]) -> Self {
+        Self {
+            campus: rows.iter().map(|(k, _)| k.0).collect(),
+            enrolment: rows.iter().map(|(k, _)| k.1).collect(),
+            quiz: rows.iter().map(|(k, _)| k.2).collect(),
+            course: rows.iter().map(|(_, g)| g.course_id).collect(),
+            user: rows.iter().map(|(_, g)| g.user_id).collect(),
+            attempts: rows.iter().map(|(_, g)| g.attempts).collect(),
+            best: rows.iter().map(|(_, g)| g.best_score).collect(),
+            max: rows.iter().map(|(_, g)| g.max_score).collect(),
+            at: rows.iter().map(|(_, g)| g.last_graded_at).collect(),
+        }
+    }
+}
+
+struct FactColumns<'a> {
+    campus: Vec<Uuid>,
+    id: Vec<Uuid>,
+    user: Vec<Uuid>,
+    course: Vec<Uuid>,
+    verb: Vec<&'a str>,
+    activity: Vec<&'a str>,
+    timestamp: Vec<i64>,
+    stored: Vec<i64>,
+    event: Vec<&'a [u8]>,
+}
+
+impl<'a> FactColumns<'a> {
+    fn new(fresh: &[&'a Delivered], facts: &'a [projection::Facts]) -> Self {
+        Self {
+            campus: fresh.iter().map(|d| d.event.campus).collect(),
+            id: fresh.iter().map(|d| d.event.id).collect(),
+            user: facts.iter().map(|f| f.user_id).collect(),
+            course: facts.iter().map(|f| f.course_id).collect(),
+            verb: facts.iter().map(|f| f.verb.as_str()).collect(),
+            activity: facts.iter().map(|f| f.activity.as_str()).collect(),
+            timestamp: facts.iter().map(|f| f.timestamp_us).collect(),
+            stored: facts.iter().map(|f| f.stored_us).collect(),
+            event: fresh.iter().map(|d| d.data.as_ref()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_the_python_ones() {
+        // lmsd.events.consumers.lock_keys("learning", {these three}), computed in Python
+        let ids = [
+            "00000000-0000-0000-0000-000000000000",
+            "ffffffff-ffff-ffff-0000-000000000000",
+            "0123abcd-4567-89ef-0123-456789abcdef",
+            "00000000-0000-0000-0000-000000000000",
+        ];
+        let keys = lock_keys("learning", ids.iter().map(|s| Uuid::parse_str(s).unwrap()));
+        assert_eq!(keys, vec![-1_828_046_192_929_961_489, -1_764_616_789_922_152_448, 1_764_616_789_922_152_447]);
+    }
+
+    #[test]
+    fn completion_ids_are_python_uuid5() {
+        // uuid.uuid5(COMPLETION_NS, "00000000-0000-0000-0000-000000000000:4"), in Python
+        let id = Uuid::new_v5(&COMPLETION_NS, format!("{}:4", Uuid::nil()).as_bytes());
+        assert_eq!(id.to_string(), "cd59b15f-a265-570a-8539-0dd62c446304");
+    }
+}
