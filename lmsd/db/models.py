@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -309,13 +310,10 @@ outbox = Table(
     Column("version", BigInteger, nullable=False),
     Column("payload", LargeBinary, nullable=False),  # the encoded lmsd.contracts.v1.Event
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
-    _ts("sent_at"),
-    Column("stream_seq", BigInteger),
-    Column("attempts", Integer, server_default="0", nullable=False),
-    Column("last_error", Text, server_default="", nullable=False),
     PrimaryKeyConstraint("campus_id", "seq"),
     UniqueConstraint("campus_id", "id", name="uq_outbox_event"),
     UniqueConstraint("campus_id", "aggregate", "aggregate_id", "version", name="uq_outbox_aggregate_version"),
+    Index("ix_outbox_created_at", "created_at", postgresql_using="brin"),  # pruning
 )
 event_aggregates = Table(
     "event_aggregates",
@@ -326,7 +324,12 @@ event_aggregates = Table(
     Column("version", BigInteger, nullable=False),  # last version written (optimistic concurrency)
     Column("published_version", BigInteger, server_default="0", nullable=False),
     Column("published_seq", BigInteger, server_default="0", nullable=False),  # its stream sequence
+    Column("attempts", Integer, server_default="0", nullable=False),  # failed publishes of the next event
+    Column("last_error", Text, server_default="", nullable=False),
     PrimaryKeyConstraint("campus_id", "aggregate", "aggregate_id"),
+    # the relay's work list: outbox rows are never updated; an aggregate has unpublished events
+    # while version > published_version
+    Index("ix_event_aggregates_pending", "published_seq", postgresql_where=text("version > published_version")),
 )
 consumer_applied = Table(
     "consumer_applied",

@@ -1,12 +1,16 @@
 """The outbox relay: publishes committed outbox rows to JetStream, in order per aggregate.
 
-One relay publishes at a time (a PostgreSQL advisory lock; a second one waits). Each round it
-reads the oldest unsent rows, keeps for each aggregate only the run of versions that directly
-follows the last published one (so an aggregate's events are never reordered, even when their
-transactions committed out of order), and publishes each aggregate's run in order with
+One relay publishes at a time (a PostgreSQL advisory lock; a second one waits). What has been
+published is recorded per aggregate, never per row: ``event_aggregates.published_version`` and
+``published_seq`` (the stream sequence of that event) are the relay's expectation of the stream,
+and outbox rows stay as the writer wrote them. Each round it takes the aggregates whose version
+is ahead of their published version (least recently published first, through a small partial
+index), reads each one's unpublished events in version order, keeps only the run that directly
+follows the published version (so an aggregate's events are never reordered or skipped), and
+publishes each run with
 
-- ``Nats-Msg-Id`` = the event id: a row published twice (relay killed after publishing, before
-  marking) is recognised by the stream as a duplicate, and
+- ``Nats-Msg-Id`` = the event id: a run published twice (relay killed after publishing, before
+  recording it) is recognised by the stream as a duplicate, and
 - ``Nats-Expected-Last-Subject-Sequence`` (+ ``…-Subject`` = the aggregate's subjects): the
   stream refuses the event unless the aggregate's last stored event is the one we think.
 
@@ -16,8 +20,8 @@ the batch's first message and gates the whole batch, so the run is stored all or
 contiguously, with one round trip instead of one per event.
 
 Different aggregates are published concurrently (at most ``MAX_INFLIGHT`` batches at once, under
-the server's limit per stream). Rows are marked sent with their stream sequence in one
-statement; failures are counted on the row and retried with back-off.
+the server's limit per stream). Published versions advance in one statement per round; a
+failing aggregate's attempts and last error are kept on it, and it is retried with back-off.
 Run: ``python -m lmsd.events.relay --data-dir D`` (the supervisor starts it).
 """
 
@@ -47,39 +51,49 @@ log = logging.getLogger("lmsd.events.relay")
 LOCK_KEY = 0x6C6D7364_0001  # pg advisory lock: one relay per database
 MAX_BATCH = 1000  # messages per atomic batch (the server's limit)
 MAX_INFLIGHT = 32  # atomic batches open at once (the server allows 50 per stream)
+MAX_AGGREGATES = 2000  # aggregates per round
 
-_UNSENT = """
-SELECT campus_id, seq, id, subject, aggregate, aggregate_id, version, payload
-FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1
-"""
-_PUBLISHED_STATE = """
-SELECT a.campus_id, a.aggregate, a.aggregate_id, a.published_version, a.published_seq
-FROM event_aggregates a
-JOIN unnest($1::uuid[], $2::text[], $3::uuid[]) AS k(c, g, i)
-  ON a.campus_id = k.c AND a.aggregate = k.g AND a.aggregate_id = k.i
-"""
-_MARK_SENT = """
-UPDATE outbox o SET sent_at = now(), stream_seq = u.s
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS u(c, q, s)
-WHERE o.campus_id = u.c AND o.seq = u.q
+# Pending aggregates (ix_event_aggregates_pending), then each one's unpublished events in
+# version order (uq_outbox_aggregate_version); a round stops at $3 events.
+_UNPUBLISHED = f"""
+SELECT a.campus_id, a.aggregate, a.aggregate_id, a.published_version, a.published_seq,
+       o.seq, o.id, o.subject, o.version, o.payload
+FROM (SELECT campus_id, aggregate, aggregate_id, published_version, published_seq
+      FROM event_aggregates WHERE version > published_version
+      ORDER BY published_seq LIMIT $1) AS a
+CROSS JOIN LATERAL (
+  SELECT o.seq, o.id, o.subject, o.version, o.payload FROM outbox o
+  WHERE o.campus_id = a.campus_id AND o.aggregate = a.aggregate AND o.aggregate_id = a.aggregate_id
+    AND o.version > a.published_version
+  ORDER BY o.version LIMIT {MAX_BATCH}
+) AS o
+LIMIT $2
 """
 _ADVANCE = """
-UPDATE event_aggregates a SET published_version = u.v, published_seq = u.s
+UPDATE event_aggregates a SET published_version = u.v, published_seq = u.s, attempts = 0, last_error = ''
 FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[]) AS u(c, g, i, v, s)
 WHERE a.campus_id = u.c AND a.aggregate = u.g AND a.aggregate_id = u.i
   AND (a.published_version < u.v OR (a.published_version = u.v AND a.published_seq < u.s))
 """
 _FAILED = """
-UPDATE outbox SET attempts = attempts + 1, last_error = $3 WHERE campus_id = $1 AND seq = $2
+UPDATE event_aggregates SET attempts = attempts + 1, last_error = $4
+WHERE campus_id = $1 AND aggregate = $2 AND aggregate_id = $3
 """
 
 Key = tuple[uuid.UUID, str, uuid.UUID]
 
+# The work list is read through the indexes, in their order, stopping at the round's size. The
+# planner's estimates of a queue are always stale (rows arrive and leave by the thousand between
+# ANALYZEs) and, left to itself, it bitmap-scans every pending row and sorts them on disk each
+# round: 10x the cost per event while a backlog drains (docs/benchmarks.md).
+QUEUE_PLANS = {"enable_bitmapscan": "off", "enable_sort": "off"}
+
 
 @dataclass
 class Outcome:
-    sent: list[tuple[asyncpg.Record, int]] = field(default_factory=list)
-    failed: list[tuple[asyncpg.Record, str]] = field(default_factory=list)
+    sent: dict[Key, tuple[int, int]] = field(default_factory=dict)  # key -> (version, stream seq) of its last sent event
+    events: int = 0
+    failed: dict[Key, str] = field(default_factory=dict)  # key -> why its next event was not published
     resync: dict[Key, tuple[str, int]] = field(default_factory=dict)  # key -> (last msg id, its stream seq)
 
 
@@ -101,39 +115,25 @@ class Relay:
         self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
 
     async def run_once(self) -> tuple[int, int]:
-        """Publish one round. Returns (published, failed)."""
+        """Publish one round. Returns (events published, aggregates failing)."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_UNSENT, self.batch)
-            if not rows:
-                return 0, 0
-            chains: dict[Key, list[asyncpg.Record]] = defaultdict(list)
-            for row in rows:
-                chains[(row["campus_id"], row["aggregate"], row["aggregate_id"])].append(row)
-            keys = list(chains)
-            state = {
-                (r["campus_id"], r["aggregate"], r["aggregate_id"]): (int(r["published_version"]), int(r["published_seq"]))
-                for r in await conn.fetch(
-                    _PUBLISHED_STATE, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
-                )
-            }
+            rows = await conn.fetch(_UNPUBLISHED, MAX_AGGREGATES, self.batch)
+        if not rows:
+            return 0, 0
+        chains: dict[Key, list[asyncpg.Record]] = defaultdict(list)
+        for row in rows:
+            chains[(row["campus_id"], row["aggregate"], row["aggregate_id"])].append(row)
         outcome = Outcome()
-        await asyncio.gather(
-            *(self._publish_chain(key, chain, state.get(key, (0, 0)), outcome) for key, chain in chains.items())
-        )
+        await asyncio.gather(*(self._publish_chain(key, chain, outcome) for key, chain in chains.items()))
         await self._record(outcome)
-        return len(outcome.sent), len(outcome.failed)
+        return outcome.events, len(outcome.failed)
 
-    async def _publish_chain(
-        self, key: Key, chain: list[asyncpg.Record], published: tuple[int, int], outcome: Outcome
-    ) -> None:
-        version, last_seq = published
-        chain.sort(key=lambda r: r["version"])
+    async def _publish_chain(self, key: Key, chain: list[asyncpg.Record], outcome: Outcome) -> None:
+        version, last_seq = int(chain[0]["published_version"]), int(chain[0]["published_seq"])
         run: list[asyncpg.Record] = []
-        for row in chain:
-            if row["version"] <= version:  # published before the marking was lost
-                continue
+        for row in chain:  # in version order
             if row["version"] != version + len(run) + 1:
-                break  # an earlier version is not committed/visible yet: wait, never reorder
+                break  # an earlier version is not visible yet: wait, never reorder or skip
             run.append(row)
         filter_subject = aggregate_filter(*key)
         for start in range(0, len(run), MAX_BATCH):
@@ -147,14 +147,64 @@ class Relay:
                 found = await self._last_of(filter_subject)
                 if found is not None:
                     outcome.resync[key] = found
-                outcome.failed.append((part[0], str(exc)))
+                outcome.failed[key] = str(exc)
                 return
             except (TimeoutError, NatsError) as exc:
-                outcome.failed.append((part[0], str(exc) or type(exc).__name__))
+                outcome.failed[key] = str(exc) or type(exc).__name__
                 return
-            first = seq - len(part) + 1  # a batch is stored contiguously; the ack names its last
-            outcome.sent.extend((row, first + i) for i, row in enumerate(part))
-            last_seq = seq
+            last_seq = seq  # a batch is stored contiguously; the ack names its last message
+            outcome.sent[key] = (int(part[-1]["version"]), seq)
+            outcome.events += len(part)
+
+    async def _record(self, outcome: Outcome) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            last = dict(outcome.sent)
+            for key, (msg_id, seq) in outcome.resync.items():
+                last[key] = await self._resynced(conn, key, msg_id, seq, last.get(key, (0, 0))[0])
+            if last:
+                keys = list(last)
+                await conn.execute(
+                    _ADVANCE,
+                    [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                    [last[k][0] for k in keys], [last[k][1] for k in keys],
+                )
+            for key, reason in outcome.failed.items():
+                await conn.execute(_FAILED, *key, reason[:500])
+
+    @staticmethod
+    async def _resynced(conn: asyncpg.Connection, key: Key, msg_id: str, seq: int, sent_version: int) -> tuple[int, int]:
+        """The stream's last message of an aggregate is not the one we recorded. If it is one of
+        our own events (published, then the recording was lost beyond the duplicate window),
+        it and its predecessors are published: the published version moves to it. If it is not
+        ours (someone else published on the aggregate's subjects), only our expectation of the
+        stream moves to it: our events are never skipped."""
+        campus, aggregate, aggregate_id = key
+        version = None
+        with contextlib.suppress(ValueError):
+            version = await conn.fetchval(
+                "SELECT version FROM outbox WHERE campus_id = $1 AND id = $2 AND aggregate = $3 AND aggregate_id = $4",
+                campus, uuid.UUID(msg_id), aggregate, aggregate_id,
+            )
+        if version is None:
+            log.warning("foreign message %s at stream seq %d on %s %s; continuing after it", msg_id or "-", seq, aggregate, aggregate_id)
+            current = await conn.fetchval(
+                "SELECT published_version FROM event_aggregates WHERE campus_id = $1 AND aggregate = $2 AND aggregate_id = $3",
+                *key,
+            )
+            return max(int(current or 0), sent_version), seq
+        return int(version), seq
+
+    async def prune(self, retention_h: float) -> int:
+        """Forget published events older than the retention (unpublished ones are kept)."""
+        async with self.pool.acquire() as conn:
+            result = await conn.execute(
+                "DELETE FROM outbox o USING event_aggregates a "
+                "WHERE o.created_at < now() - make_interval(secs => $1) AND a.campus_id = o.campus_id "
+                "AND a.aggregate = o.aggregate AND a.aggregate_id = o.aggregate_id AND o.version <= a.published_version",
+                retention_h * 3600,
+            )
+        return int(result.split()[-1])
+
 
     async def _publish(self, part: list[asyncpg.Record], last_seq: int, filter_subject: str) -> int:
         """Publish one aggregate's consecutive events as one atomic batch (a single event is a
@@ -188,78 +238,23 @@ class Relay:
             return None
         return (msg.headers or {}).get("Nats-Msg-Id", ""), int(msg.seq)
 
-    async def _record(self, outcome: Outcome) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if outcome.sent:
-                rows = [r for r, _ in outcome.sent]
-                await conn.execute(
-                    _MARK_SENT, [r["campus_id"] for r in rows], [r["seq"] for r in rows], [s for _, s in outcome.sent]
-                )
-            # chains are in version order, so the last sent row of an aggregate wins
-            last: dict[Key, tuple[int, int]] = {
-                (row["campus_id"], row["aggregate"], row["aggregate_id"]): (int(row["version"]), seq)
-                for row, seq in outcome.sent
-            }
-            for key, (msg_id, seq) in outcome.resync.items():
-                last[key] = await self._resynced(conn, key, msg_id, seq, last.get(key, (0, 0))[0])
-            if last:
-                keys = list(last)
-                await conn.execute(
-                    _ADVANCE,
-                    [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-                    [last[k][0] for k in keys], [last[k][1] for k in keys],
-                )
-            for row, reason in outcome.failed:
-                await conn.execute(_FAILED, row["campus_id"], row["seq"], reason[:500])
-
-    @staticmethod
-    async def _resynced(conn: asyncpg.Connection, key: Key, msg_id: str, seq: int, sent_version: int) -> tuple[int, int]:
-        """The stream's last message of an aggregate is not the one we recorded. If it is one of
-        our own events (published, then the marking was lost beyond the duplicate window), mark
-        it and its predecessors sent. If it is not ours (someone else published on the
-        aggregate's subjects), only move our expectation to it: our events are never skipped."""
-        campus, aggregate, aggregate_id = key
-        version = None
-        with contextlib.suppress(ValueError):
-            version = await conn.fetchval(
-                "SELECT version FROM outbox WHERE campus_id = $1 AND id = $2 AND aggregate = $3 AND aggregate_id = $4",
-                campus, uuid.UUID(msg_id), aggregate, aggregate_id,
-            )
-        if version is None:
-            log.warning("foreign message %s at stream seq %d on %s %s; continuing after it", msg_id or "-", seq, aggregate, aggregate_id)
-            current = await conn.fetchval(
-                "SELECT published_version FROM event_aggregates WHERE campus_id = $1 AND aggregate = $2 AND aggregate_id = $3",
-                *key,
-            )
-            return max(int(current or 0), sent_version), seq
-        await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE campus_id = $1 AND aggregate = $2 "
-            "AND aggregate_id = $3 AND version <= $4 AND sent_at IS NULL",
-            campus, aggregate, aggregate_id, version,
-        )
-        return int(version), seq
-
-    async def prune(self, retention_h: float) -> int:
-        async with self.pool.acquire() as conn:
-            result = await conn.execute(
-                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < now() - make_interval(secs => $1)",
-                retention_h * 3600,
-            )
-        return int(result.split()[-1])
-
 
 async def backlog(conn: asyncpg.Connection) -> dict[str, Any]:
-    """What `lmsd status` shows for the relay: unsent rows and the age of the oldest."""
+    """What `lmsd status` shows for the relay: unpublished events, the age of the oldest and the
+    failed attempts of the most failing aggregate."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age, max(attempts) AS attempts "
-        "FROM outbox WHERE sent_at IS NULL"
+        "SELECT coalesce(sum(a.version - a.published_version), 0) AS n, max(a.attempts) AS attempts, "
+        "EXTRACT(EPOCH FROM now() - min(o.created_at)) AS age "
+        "FROM event_aggregates a JOIN outbox o ON o.campus_id = a.campus_id AND o.aggregate = a.aggregate "
+        "AND o.aggregate_id = a.aggregate_id AND o.version = a.published_version + 1 "
+        "WHERE a.version > a.published_version"
     )
     assert row is not None
     return {"backlog": int(row["n"]), "lag_s": float(row["age"] or 0.0), "max_attempts": int(row["attempts"] or 0)}
 
 
 async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
-    pool = await service.pg_pool(settings, secrets, size=3)
+    pool = await service.pg_pool(settings, secrets, size=3, server_settings=QUEUE_PLANS)
     nc = await service.nats_service(settings, secrets, "lmsd-relay")
     relay = Relay(pool, nc, batch=settings.events.relay_batch)
     try:
@@ -294,7 +289,7 @@ async def _loop(
     while not stop.is_set():
         try:
             sent, failed = await relay.run_once()
-        except asyncpg.UndefinedTableError:
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
             # started before `lmsd install`/`upgrade` migrated the database: wait quietly
             beat.detail = "waiting for the database schema"
             with contextlib.suppress(TimeoutError):
@@ -307,7 +302,7 @@ async def _loop(
         beat.detail = f"published {total}" + (f", {failed} failing" if failed else "")
         if failed and not sent:
             backoff = min(max(backoff * 2, 0.1), 5.0)
-            log.warning("%d events not published; retrying in %.1fs", failed, backoff)
+            log.warning("%d aggregates not published; retrying in %.1fs", failed, backoff)
         else:
             backoff = 0.0
         if loop.time() - last_prune > 60:

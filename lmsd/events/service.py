@@ -43,8 +43,12 @@ async def pg_connect(settings: Settings, secrets: Secrets, timeout: float = 5) -
     return conn
 
 
-async def pg_pool(settings: Settings, secrets: Secrets, size: int = 4) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(app_dsn(settings, secrets), min_size=1, max_size=size, init=json_codecs)
+async def pg_pool(
+    settings: Settings, secrets: Secrets, size: int = 4, server_settings: dict[str, str] | None = None
+) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        app_dsn(settings, secrets), min_size=1, max_size=size, init=json_codecs, server_settings=server_settings
+    )
     assert pool is not None
     return pool
 
