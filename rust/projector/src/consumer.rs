@@ -197,6 +197,11 @@ impl Projector {
                     continue;
                 }
             };
+            // connected before the first batch arrives (and the heartbeat says so)
+            if self.database(&mut db, &shutdown).await.is_none() {
+                continue;
+            }
+            tracing::info!(lane, "bound to {}/{}", self.config.stream, self.config.consumer);
             let stream = consumer
                 .stream()
                 .max_messages_per_batch(batch)
