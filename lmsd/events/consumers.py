@@ -30,7 +30,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
-from lmsd.events import outbox
+from lmsd.events import outbox, service
 from lmsd.events.envelope import Event, NewEvent, Undecodable, decode
 from lmsd.events.streams import ConsumerSpec
 
@@ -164,7 +164,7 @@ class ConsumerRunner:
                 continue
             try:
                 await self.handle(msgs)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as exc:
+            except (*service.DATABASE_AWAY, Unavailable) as exc:
                 # the database (or an external service) is away: leave the batch unacknowledged;
                 # it comes back after ack_wait
                 log.warning("%s: unavailable, retrying: %s", self.spec.name, exc)

@@ -33,6 +33,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,7 @@ Key = tuple[uuid.UUID, str, uuid.UUID]
 # ANALYZEs) and, left to itself, it bitmap-scans every pending row and sorts them on disk each
 # round: 10x the cost per event while a backlog drains (docs/benchmarks.md).
 QUEUE_PLANS = {"enable_bitmapscan": "off", "enable_sort": "off"}
+
 
 
 @dataclass
@@ -258,35 +260,73 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
     nc = await service.nats_service(settings, secrets, "lmsd-relay")
     relay = Relay(pool, nc, batch=settings.events.relay_batch)
     try:
-        async with pool.acquire() as lock_conn:
-            while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                log.info("another relay holds the lock; waiting")
-                beat.detail = "standby: another relay publishes"
+        while not stop.is_set():
+            try:
+                await _hold_and_publish(relay, settings, stop, beat)
+            except service.DATABASE_AWAY as exc:
+                log.warning("database: %s; taking the lock again", exc)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 2)
-                if stop.is_set():
-                    return
-            log.info("relay publishing (batch %d)", relay.batch)
-            wake = asyncio.Event()
-            await lock_conn.add_listener("lmsd_outbox", lambda *_: wake.set())
-            await _loop(relay, settings, stop, beat, wake)
+                    await asyncio.wait_for(stop.wait(), 0.5)
     finally:
         with contextlib.suppress(Exception):
             await nc.close()
         await pool.close()
 
 
+async def _hold_and_publish(relay: Relay, settings: Settings, stop: asyncio.Event, beat: service.Heartbeat) -> None:
+    """Take the relay lock (one relay per database) on a connection of its own, listen there for
+    new outbox rows, and publish while that connection lives: when the database restarts, the
+    lock is gone with it and is taken again before anything more is published."""
+    async with relay.pool.acquire() as lock_conn:
+        while not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+            log.info("another relay holds the lock; waiting")
+            beat.detail = "standby: another relay publishes"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2)
+            if stop.is_set():
+                return
+        log.info("relay publishing (batch %d)", relay.batch)
+        wake = asyncio.Event()
+
+        def notified(*_: object) -> None:
+            wake.set()
+
+        await lock_conn.add_listener("lmsd_outbox", notified)
+
+        def holding() -> bool:
+            try:
+                return not lock_conn.is_closed()
+            except asyncpg.InterfaceError:  # the pool took back the dead connection
+                return False
+
+        try:
+            await _loop(relay, settings, stop, beat, wake, holding=holding)
+        finally:
+            if holding():
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await lock_conn.remove_listener("lmsd_outbox", notified)
+                    await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+    if not stop.is_set():
+        log.warning("lost the database connection holding the relay lock; taking it again")
+
+
 async def _loop(
-    relay: Relay, settings: Settings, stop: asyncio.Event, beat: service.Heartbeat, wake: asyncio.Event
+    relay: Relay,
+    settings: Settings,
+    stop: asyncio.Event,
+    beat: service.Heartbeat,
+    wake: asyncio.Event,
+    holding: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Publish while there is work; when idle, sleep until the outbox trigger's NOTIFY (or the
-    poll interval, in case a notification was missed); after failures, back off."""
+    """Publish while there is work and the lock is held; when idle, sleep until the outbox
+    trigger's NOTIFY (or the poll interval, in case a notification was missed); after failures,
+    back off."""
     idle_s = settings.events.relay_poll_ms / 1000
     backoff = 0.0
     last_prune = 0.0
     total = 0
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
+    while not stop.is_set() and holding():
         try:
             sent, failed = await relay.run_once()
         except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError):
@@ -295,7 +335,7 @@ async def _loop(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
             continue
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except service.DATABASE_AWAY as exc:
             log.warning("database: %s", exc)
             sent, failed = 0, 1
         total += sent

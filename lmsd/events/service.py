@@ -30,6 +30,10 @@ from lmsd.settings import Settings, load_settings
 
 log = logging.getLogger("lmsd.events")
 
+# What a database that is away or restarting raises under a running service (asyncpg's
+# InternalClientError included: the connection was lost in the middle of an operation).
+DATABASE_AWAY = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
 
 async def json_codecs(conn: asyncpg.Connection) -> None:
     """jsonb in and out as Python values, as on the API's SQLAlchemy connections."""

@@ -1,6 +1,6 @@
 """100,000 learning events through the API while the relay is killed -9, lmsd-projector is
-killed -9 and nats-server is restarted: at the end every event is in the stream exactly once
-and every projection counted each exactly once."""
+killed -9, PostgreSQL and nats-server are restarted: at the end every event is in the stream
+exactly once and every projection counted each exactly once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from tests.learning import client, setup
@@ -47,37 +48,48 @@ async def _wait_restarted(campus: Campus, component: str, before: int, timeout: 
     raise AssertionError(f"{component} was not restarted")
 
 
-async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Campus) -> None:
+async def test_100k_events_survive_relay_projector_postgres_and_nats_restarts(campus: Campus) -> None:
     async with client(campus) as c:
         s = await setup(c, learners=LEARNERS)
         lessons = [s.lessons["text"], s.lessons["text2"], s.lessons["quiz"]]
         sent = 0
         faults: list[str] = []
 
+        run = uuid.uuid4()
+
         def batch_for(n: int) -> list[dict[str, Any]]:
             enrolment = s.enrolments[n % LEARNERS]
-            events = []
+            events: list[dict[str, Any]] = []
             for i in range(BATCH):
                 k = (n * BATCH + i) % 4
+                # the client's own event ids: a batch sent again after an error is not recorded twice
+                common = {"id": str(uuid.uuid5(run, f"{n}:{i}")), "enrolment_id": enrolment}
                 if k == 3:
                     start = (i * 997) % 3_600_000
-                    events.append({"enrolment_id": enrolment, "type": "video_watched", "lesson_id": s.lessons["video"], "segments": [[start, start + 5000]]})
+                    events.append({**common, "type": "video_watched", "lesson_id": s.lessons["video"], "segments": [[start, start + 5000]]})
                 else:
-                    events.append({"enrolment_id": enrolment, "type": "lesson_started" if k else "lesson_completed", "lesson_id": lessons[k % 3]})
+                    events.append({**common, "type": "lesson_started" if k else "lesson_completed", "lesson_id": lessons[k % 3]})
             return events
 
         async def post(n: int) -> None:
             nonlocal sent
             who = s.learners[n % LEARNERS]
-            for _ in range(5):
-                r = await c.post("/api/v1/learning/events", headers=who.h, json={"events": batch_for(n)})
+            for _ in range(60):
+                try:
+                    r = await c.post("/api/v1/learning/events", headers=who.h, json={"events": batch_for(n)})
+                except httpx.TransportError:  # the answer was lost: send the same events again
+                    await asyncio.sleep(0.5)
+                    continue
                 if r.status_code == 429:  # the gateway's write budget: wait as told
                     await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+                    continue
+                if r.status_code >= 500:  # the database is restarting
+                    await asyncio.sleep(0.5)
                     continue
                 assert r.status_code == 202, r.text
                 sent += BATCH
                 return
-            raise AssertionError(f"batch {n} refused 5 times")
+            raise AssertionError(f"batch {n} refused 60 times")
 
         batches = TOTAL // BATCH
         for n in range(batches):
@@ -91,6 +103,11 @@ async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Camp
                 before = _restarts(campus, "projector-0")
                 os.kill(_pid(campus, "projector-0"), signal.SIGKILL)
                 faults.append("projector killed -9")
+            elif n == batches // 2:
+                before = _restarts(campus, "postgres")
+                os.kill(_pid(campus, "postgres"), signal.SIGINT)  # fast shutdown; the supervisor starts it again
+                faults.append("postgres restarted")
+                await _wait_restarted(campus, "postgres", before)
             elif n == 3 * batches // 5:
                 before = _restarts(campus, "nats")
                 os.kill(_pid(campus, "nats"), signal.SIGTERM)  # supervisor starts it again
@@ -116,6 +133,7 @@ async def test_100k_events_survive_relay_consumer_and_nats_restarts(campus: Camp
         raise AssertionError(f"did not drain: {report}")
     assert report["dead_letters"] == 0, report
     assert _restarts(campus, "relay") >= 2 and _restarts(campus, "projector-0") >= 1 and _restarts(campus, "nats") >= 1
+    assert _restarts(campus, "postgres") >= 1
 
     enrolments = [uuid.UUID(e) for e in s.enrolments]
     recorded = TOTAL + LEARNERS  # plus one enrolment_created each

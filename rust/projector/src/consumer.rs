@@ -169,7 +169,7 @@ impl Projector {
         let (client, connection) = self.pg.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "database connection ended");
+                tracing::debug!(error = %store::describe(&err), "database connection ended");
             }
         });
         let statements = Statements::prepare(&client).await?;
@@ -281,7 +281,7 @@ impl Projector {
                 }
             }
             Err(Failure::Database(err)) if unavailable(&err) => {
-                tracing::warn!(error = %err, "database unavailable; the batch comes back");
+                tracing::warn!(error = %store::describe(&err), "database unavailable; the batch comes back");
                 *db = None;
                 for (_, message) in &good {
                     ack(message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
@@ -348,7 +348,7 @@ impl Projector {
                     *db = Some(connected);
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot use the database; retrying");
+                    tracing::warn!(error = %store::describe(&err), "cannot use the database; retrying");
                     self.set_waiting("waiting for the database");
                     pause(RETRY, shutdown).await;
                     return None;

@@ -35,15 +35,19 @@ pub enum Failure {
     #[error(transparent)]
     Unappliable(#[from] Unappliable),
     /// The database refused or is away (see [`crate::consumer`] for which is which).
-    #[error("{}", db_message(.0))]
+    #[error("Database: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
 }
 
-/// The server's message and its detail when there is one; else the client's.
-fn db_message(err: &tokio_postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => format!("Database: {}", db.message()),
-        None => format!("Database: {err}"),
+/// A database error in words: the server's message and SQLSTATE when it answered, else the
+/// client's error with its cause ("connection closed", "error connecting to server: …").
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
     }
 }
 
