@@ -7,6 +7,7 @@ the envelope's ``body`` field (``lesson_completed``…). docs/events.md lists ev
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
 import uuid
@@ -37,6 +38,14 @@ def text(value: uuid.UUID) -> str:
     """``str(value)``, remembered: a batch of events names the same campus, aggregates, actors,
     courses and lessons again and again, and ``UUID.__str__`` is Python code."""
     return str(value)
+
+
+def new_ids(count: int) -> list[uuid.UUID]:
+    """``count`` random (version 4) event ids from one read of the system's random source:
+    ``uuid.uuid4()`` makes a system call per id, a tenth of the API's time on a batch of
+    learning events."""
+    raw = os.urandom(16 * count)
+    return [uuid.UUID(bytes=raw[i : i + 16], version=4) for i in range(0, len(raw), 16)]
 
 
 def subject(campus_id: uuid.UUID | str, aggregate: str, aggregate_id: uuid.UUID | str, body: str) -> str:

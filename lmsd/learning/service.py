@@ -14,7 +14,7 @@ from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import relations
 from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.events import outbox
-from lmsd.events.envelope import NewEvent, decode, text
+from lmsd.events.envelope import NewEvent, decode, new_ids, text
 from lmsd.learning import xapi
 from lmsd.learning.schemas import (
     ActivityAccepted,
@@ -69,6 +69,7 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
     }
     now = datetime.now(UTC)
     events: list[NewEvent] = []
+    ids = new_ids(len(batch.events))
     for index, item in enumerate(batch.events):
         where = f"events[{index}]"
         enrolment = enrolments[item.enrolment_id]
@@ -99,10 +100,12 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
                 raise Invalid(f"{where}: segments belong to video_watched events only")
             cls = learning_pb2.LessonStarted if item.type == "lesson_started" else learning_pb2.LessonCompleted
             message = cls(course_id=course, lesson_id=lesson_id)
-        event = NewEvent(actor.campus_id, item.enrolment_id, item.type, message, actor_id=actor.user_id, occurred_at=occurred)
-        if item.id is not None:
-            event.event_id = item.id
-        events.append(event)
+        events.append(
+            NewEvent(
+                actor.campus_id, item.enrolment_id, item.type, message, actor_id=actor.user_id, occurred_at=occurred,
+                event_id=ids[index] if item.id is None else item.id,
+            )
+        )
     fresh = await _first_time(conn, actor.campus_id, batch, events)
     expected = {(actor.campus_id, "enrolment", eid): v for eid, v in batch.expected_versions.items()}
     versions = await outbox.append(conn, fresh, expected)
