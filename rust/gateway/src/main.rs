@@ -1,21 +1,17 @@
 //! `lmsd-gateway` binary: parse the configuration, set up logging and signals, run.
 
-use std::{future::Future, io::IsTerminal};
+use std::future::Future;
 
 use anyhow::Context;
 use clap::Parser;
 use lmsd_gateway::Config;
-use tracing_subscriber::EnvFilter;
-
-/// Environment variable holding the `tracing` filter (e.g. `info`, `lmsd_gateway=debug`).
-const LOG_ENV: &str = "LMSD_LOG";
-/// `json` for one JSON object per log line; anything else for text.
-const LOG_FORMAT_ENV: &str = "LMSD_LOG_FORMAT";
 
 fn main() -> anyhow::Result<()> {
     load_config_file()?;
     let config = Config::parse();
-    init_tracing();
+    // Logs go straight to stderr, one `write` per line like nginx's access log. (A background
+    // writer thread was tried: waking it for every line cost more than the write itself.)
+    lmsd_service::init_tracing();
     // One thread here; `run` adds one single-threaded runtime per further CPU.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,21 +52,6 @@ fn load_config_file() -> anyhow::Result<()> {
         std::env::set_var(name, value);
     }
     Ok(())
-}
-
-/// Logs go straight to stderr, one `write` per line like nginx's access log.
-/// (A background writer thread was tried: waking it for every line cost more
-/// than the write itself.)
-fn init_tracing() {
-    let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var(LOG_FORMAT_ENV).is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The SIGTERM handler is installed

@@ -3,6 +3,7 @@
 //!
 //! - [`init_tracing`]: logs on stderr, text or JSON (`LMSD_LOG`, `LMSD_LOG_FORMAT`);
 //! - [`watch_signals`]: SIGTERM/SIGINT cancel a token (the supervisor stops processes so);
+//! - [`serve_single_threaded`]: a worker's `main` on one thread until those signals;
 //! - [`heartbeat`]: the file the runtime's health probe reads (`lmsd/runtime/health.py`);
 //! - [`dlq`]: dead letters in the format `lmsd events dlq` reads;
 //! - [`read_secret_json`]: credentials handed over as a 0600 JSON file, never on argv or in
@@ -52,6 +53,26 @@ pub fn watch_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     Ok(())
+}
+
+/// Runs `serve` on a single-threaded Tokio runtime with logging set up, handing it a token
+/// that SIGTERM/SIGINT cancel. For the workers whose work is waiting (on ffmpeg, on
+/// PostgreSQL): one thread keeps the machine's cores for what they wait on.
+pub fn serve_single_threaded<F, Fut>(serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    init_tracing();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(async {
+            let shutdown = CancellationToken::new();
+            watch_signals(shutdown.clone())?;
+            serve(shutdown).await
+        })
 }
 
 /// Reads a JSON credentials file (`what` names it in errors). The runtime writes these with
