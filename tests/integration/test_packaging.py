@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_wheel_carries_the_gateway_binary(tmp_path: Path) -> None:
+def test_wheel_carries_the_rust_binaries(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "-q"],
         check=True,
@@ -31,7 +31,7 @@ def test_wheel_carries_the_gateway_binary(tmp_path: Path) -> None:
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
-        assert "lmsd/_bin/lmsd-gateway" in names
+        assert {"lmsd/_bin/lmsd-gateway", "lmsd/_bin/lmsd-projector", "lmsd/_bin/lmsd-transcoder"} <= set(names)
         assert "lmsd/db/migrations/versions/2026_11_25_0001_campuses_and_users.py" in names
         zf.extractall(site)
     binary = site / "lmsd" / "_bin" / "lmsd-gateway"

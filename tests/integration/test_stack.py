@@ -53,11 +53,11 @@ def test_install_gives_a_healthy_campus_behind_the_gateway(campus: Campus) -> No
     assert code == 0, report
     assert report["healthy"] is True
     names = [row["name"] for row in report["components"]]
-    assert names == ["postgres", "nats", "api-0", "api-1", "relay", "worker-0", "worker-1", "media-worker", "transcoder-0", "gateway"]
+    assert names == ["postgres", "nats", "api-0", "api-1", "relay", "projector-0", "media-worker", "transcoder-0", "gateway"]
     for row in report["components"]:
         assert row["ok"] and row["pid"] and row["version"], row
-        if row["name"] in ("relay", "worker-0", "worker-1", "media-worker", "transcoder-0"):  # probed through their heartbeat file
-            assert row["detail"].startswith(("published", "consuming", "idle", "waiting for LMSD_JOBS")), row
+        if row["name"] in ("relay", "projector-0", "media-worker", "transcoder-0"):  # probed through their heartbeat file
+            assert row["detail"].startswith(("published", "consuming", "idle", "waiting for LMSD_")), row
         else:
             assert row["latency_ms"] > 0
     assert report["events"]["relay"]["backlog"] >= 0 and report["events"]["dead_letters"] == 0
