@@ -21,8 +21,9 @@ import contextlib
 import logging
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 from nats.aio.msg import Msg
@@ -163,7 +164,7 @@ class ConsumerRunner:
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue
             try:
-                await self.handle(msgs)
+                await self.handle(msgs, stop)
             except (*service.DATABASE_AWAY, Unavailable) as exc:
                 # the database (or an external service) is away: leave the batch unacknowledged;
                 # it comes back after ack_wait
@@ -171,7 +172,7 @@ class ConsumerRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2)
 
-    async def handle(self, msgs: list[Msg]) -> None:
+    async def handle(self, msgs: list[Msg], stop: asyncio.Event | None = None) -> None:
         good: list[tuple[Delivered, Msg]] = []
         for msg in msgs:
             try:
@@ -181,24 +182,34 @@ class ConsumerRunner:
                 await msg.ack()
         if not good:
             return
-        async with self.pool.acquire() as conn:
-            try:
-                await apply_batch(conn, self.projection, [d for d, _ in good])
-            except Unavailable:
-                for _, msg in good:  # back soon, not after ack_wait
-                    await msg.nak(delay=2.0)
-                raise
-            except POISON as exc:
-                log.warning("%s: batch failed (%s); applying one by one", self.spec.name, exc)
-                await self._one_by_one(conn, good)
-                return
+        try:
+            await self._apply_held(good, stop)
+        except Unavailable:
+            for _, msg in good:  # back soon, not after ack_wait
+                await msg.nak(delay=2.0)
+            raise
+        except POISON as exc:
+            log.warning("%s: batch failed (%s); applying one by one", self.spec.name, exc)
+            await self._one_by_one(good, stop)
+            return
+        except Stopping:
+            return  # the batch comes back to whoever consumes next
         for _, msg in good:
             await msg.ack()
 
-    async def _one_by_one(self, conn: asyncpg.Connection, good: list[tuple[Delivered, Msg]]) -> None:
+    async def _apply_held(self, good: list[tuple[Delivered, Msg]], stop: asyncio.Event | None) -> None:
+        async def apply() -> None:
+            async with self.pool.acquire() as conn:
+                await apply_batch(conn, self.projection, [d for d, _ in good])
+
+        await held([msg for _, msg in good], apply, stop, self.spec.name)
+
+    async def _one_by_one(self, good: list[tuple[Delivered, Msg]], stop: asyncio.Event | None) -> None:
         for delivered, msg in good:
             try:
-                await apply_batch(conn, self.projection, [delivered])
+                await self._apply_held([(delivered, msg)], stop)
+            except Stopping:
+                return
             except POISON as exc:
                 if msg.metadata.num_delivered >= self.spec.max_attempts:
                     await dead_letter(self.js, self.spec.name, msg, f"{type(exc).__name__}: {exc}")
@@ -207,3 +218,51 @@ class ConsumerRunner:
                     await msg.nak(delay=min(2.0 ** msg.metadata.num_delivered, 30.0))
                 continue
             await msg.ack()
+
+
+class Stopping(Exception):
+    """The worker stops while it holds messages for the database."""
+
+
+KEEP_ALIVE_S = 3.0  # well within the consumers' ack wait (10 s and more)
+T = TypeVar("T")
+
+
+async def held(msgs: list[Msg], work: Callable[[], Awaitable[T]], stop: asyncio.Event | None, what: str) -> T:
+    """Run ``work`` for ``msgs``, holding on to them while the database is away or slow: they
+    are said to be in progress every few seconds, which restarts JetStream's ack wait without
+    counting a delivery, and ``work`` runs again once the database answers. (Handing them back
+    instead would spend the consumer's deliveries on an outage: past ``max_deliver``,
+    JetStream stops delivering a message.) Raises :class:`Stopping` when ``stop`` is set
+    meanwhile, and whatever ``work`` raises that is not the database being away."""
+    while True:
+        keeping = asyncio.create_task(_keep_alive(msgs))
+        try:
+            return await work()
+        except Exception as exc:
+            if not service.database_away(exc):
+                raise
+            log.warning("%s: database unavailable (%s); holding %d message(s)", what, exc, len(msgs))
+        finally:
+            keeping.cancel()
+        if stop is not None and stop.is_set():
+            raise Stopping
+        await _in_progress(msgs)
+        if stop is None:
+            await asyncio.sleep(1.0)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def _in_progress(msgs: list[Msg]) -> None:
+    for msg in msgs:
+        with contextlib.suppress(NatsError):
+            await msg.in_progress()
+
+
+async def _keep_alive(msgs: list[Msg]) -> None:
+    """While work runs: in progress every few seconds (a slow database, a slow LRS)."""
+    while True:
+        await asyncio.sleep(KEEP_ALIVE_S)
+        await _in_progress(msgs)

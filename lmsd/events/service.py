@@ -35,6 +35,19 @@ log = logging.getLogger("lmsd.events")
 DATABASE_AWAY = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
+def database_away(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is away, restarting or not migrated yet (try the same
+    work again later) rather than refusing this work: no answer at all, or SQLSTATE class 08
+    (connection), 53 (resources), 57 (shutdown), an undefined table or database. lmsd-projector
+    sorts its errors the same way (rust/projector/src/consumer.rs ``unavailable``)."""
+    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        code = str(getattr(exc, "sqlstate", "") or "")
+        return code[:2] in ("08", "53", "57") or code in ("42P01", "3D000")
+    return False
+
+
 async def json_codecs(conn: asyncpg.Connection) -> None:
     """jsonb in and out as Python values, as on the API's SQLAlchemy connections."""
     for kind in ("json", "jsonb"):

@@ -31,7 +31,7 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from lmsd.credentials import Secrets
 from lmsd.events import service
-from lmsd.events.consumers import ConsumerRunner, dead_letter
+from lmsd.events.consumers import ConsumerRunner, Stopping, dead_letter, held
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import consumer_spec
 from lmsd.media import service as media
@@ -74,9 +74,9 @@ class Transcriber:
                     await asyncio.wait_for(stop.wait(), 1.0)
                 continue
             for msg in msgs:
-                await self.handle(msg)
+                await self.handle(msg, stop)
 
-    async def handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Msg, stop: asyncio.Event | None = None) -> None:
         try:
             event = decode(msg.data)
         except Undecodable as exc:
@@ -87,11 +87,15 @@ class Transcriber:
         campus_id, video_id = uuid.UUID(event.campus_id), uuid.UUID(event.aggregate_id)
         requested = event.transcription_requested.language if kind == "transcription_requested" else ""
         try:
-            await self._transcribe(msg, event.id, campus_id, video_id, requested)
+            await self._transcribe(msg, event.id, campus_id, video_id, requested, stop)
         except TranscriptionFailed as exc:
             # the same input fails the same way: say so on the video, do not retry
-            await self._failed(campus_id, video_id, str(exc))
-            await msg.ack()
+            reason = str(exc)
+            with contextlib.suppress(Stopping):
+                await held([msg], lambda: self._failed(campus_id, video_id, reason), stop, TRANSCRIBE.name)
+                await msg.ack()
+        except Stopping:
+            pass  # the job comes back to whoever consumes next
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RuntimeError, ValueError) as exc:
             delivered = msg.metadata.num_delivered
             log.warning("transcribe %s: attempt %s failed: %s", video_id, delivered, exc)
@@ -107,26 +111,19 @@ class Transcriber:
         finally:
             self.beat.detail = IDLE
 
-    async def _transcribe(self, msg: Msg, event_id: str, campus_id: uuid.UUID, video_id: uuid.UUID, requested: str) -> None:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT v.course_id, v.duration_ms, coalesce(v.language, c.language) AS language "
-                "FROM videos v JOIN courses c ON c.campus_id = v.campus_id AND c.id = v.course_id "
-                "WHERE v.campus_id = $1 AND v.id = $2",
-                campus_id, video_id,
-            )
-            if row is None:
-                await msg.ack()  # the video was deleted
-                return
-            language = requested or row["language"]
-            done = await conn.fetchval(
-                "SELECT 1 FROM consumer_applied WHERE campus_id = $1 AND consumer = $2 AND event_id = $3",
-                campus_id, TRANSCRIBE.name, uuid.UUID(event_id),
-            )
-            existing = await conn.fetchval(
-                "SELECT source FROM video_transcripts WHERE campus_id = $1 AND video_id = $2 AND language = $3",
-                campus_id, video_id, language,
-            )
+    async def _transcribe(
+        self, msg: Msg, event_id: str, campus_id: uuid.UUID, video_id: uuid.UUID, requested: str, stop: asyncio.Event | None
+    ) -> None:
+        """Transcribe one job. Its database steps hold the job while the database is away
+        (:func:`lmsd.events.consumers.held`): an outage neither spends attempts nor redoes the
+        recognition that came before it."""
+        row, done, existing = await held(
+            [msg], lambda: self._lookup(event_id, campus_id, video_id, requested), stop, TRANSCRIBE.name
+        )
+        if row is None:
+            await msg.ack()  # the video was deleted
+            return
+        language = requested or row["language"]
         if done or (not requested and existing is not None):
             # applied already, or a re-delivered/re-run transcode must not replace what exists
             # (an instructor may have edited it); asking again explicitly does
@@ -134,10 +131,7 @@ class Transcriber:
             return
         model = self.settings.media.transcription_model
         if model == "off":
-            async with self.pool.acquire() as conn:
-                await conn.execute(
-                    "UPDATE videos SET transcript_status = 'off' WHERE campus_id = $1 AND id = $2", campus_id, video_id
-                )
+            await held([msg], lambda: self._off(campus_id, video_id), stop, TRANSCRIBE.name)
             await msg.ack()
             return
         source = media.source_file(self.settings, video_id)
@@ -152,19 +146,53 @@ class Transcriber:
             with contextlib.suppress(NatsError):
                 await msg.in_progress()
         result = work.result()
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed = await conn.fetchval(
-                "INSERT INTO consumer_applied (campus_id, consumer, event_id, stream_seq) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT DO NOTHING RETURNING event_id",
-                campus_id, TRANSCRIBE.name, uuid.UUID(event_id), msg.metadata.sequence.stream,
-            )
-            if claimed is not None:
-                await media.save_transcript(
-                    conn, self.settings, campus_id, row["course_id"], video_id, language, result.cues, "auto",
-                    result.model, None, row["duration_ms"] / 1000,
+
+        async def save() -> None:
+            async with self.pool.acquire() as conn, conn.transaction():
+                claimed = await conn.fetchval(
+                    "INSERT INTO consumer_applied (campus_id, consumer, event_id, stream_seq) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    campus_id, TRANSCRIBE.name, uuid.UUID(event_id), msg.metadata.sequence.stream,
                 )
+                if claimed is not None:
+                    await media.save_transcript(
+                        conn, self.settings, campus_id, row["course_id"], video_id, language, result.cues, "auto",
+                        result.model, None, row["duration_ms"] / 1000,
+                    )
+
+        await held([msg], save, stop, TRANSCRIBE.name)
         await msg.ack()
         log.info("transcribed %s (%s, %d cues)", video_id, language, len(result.cues))
+
+    async def _lookup(
+        self, event_id: str, campus_id: uuid.UUID, video_id: uuid.UUID, requested: str
+    ) -> tuple[asyncpg.Record | None, bool, str | None]:
+        """The video (course, duration, language), whether this job was done, and the source of
+        the transcript that exists in its language."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT v.course_id, v.duration_ms, coalesce(v.language, c.language) AS language "
+                "FROM videos v JOIN courses c ON c.campus_id = v.campus_id AND c.id = v.course_id "
+                "WHERE v.campus_id = $1 AND v.id = $2",
+                campus_id, video_id,
+            )
+            if row is None:
+                return None, False, None
+            done = await conn.fetchval(
+                "SELECT 1 FROM consumer_applied WHERE campus_id = $1 AND consumer = $2 AND event_id = $3",
+                campus_id, TRANSCRIBE.name, uuid.UUID(event_id),
+            )
+            existing = await conn.fetchval(
+                "SELECT source FROM video_transcripts WHERE campus_id = $1 AND video_id = $2 AND language = $3",
+                campus_id, video_id, requested or row["language"],
+            )
+        return row, done is not None, existing
+
+    async def _off(self, campus_id: uuid.UUID, video_id: uuid.UUID) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE videos SET transcript_status = 'off' WHERE campus_id = $1 AND id = $2", campus_id, video_id
+            )
 
     async def _failed(self, campus_id: uuid.UUID, video_id: uuid.UUID, reason: str) -> None:
         async with self.pool.acquire() as conn:

@@ -7,10 +7,11 @@
 //! - A message that is not an lmsd event goes to the dead-letter stream at once.
 //! - When a batch cannot be applied, its events are applied one by one; one that keeps failing
 //!   goes to the dead-letter stream at its `max_attempts`-th delivery, the others are applied.
-//! - When the database is away, the batch is handed back (nak with a delay) and the lane
-//!   connects again; when NATS is away, the client reconnects and the lane binds again. An
-//!   event is acknowledged only after its transaction committed, so nothing is lost, and the
-//!   claim in that transaction makes a redelivery change nothing.
+//! - When the database is away (or slow), the lane holds its batch, saying "in progress" to
+//!   JetStream every few seconds, and applies it once it can connect again; when NATS is away,
+//!   the client reconnects and the lane binds again. An event is acknowledged only after its
+//!   transaction committed, so nothing is lost, and the claim in that transaction makes a
+//!   redelivery change nothing.
 
 use std::{
     sync::{
@@ -36,8 +37,9 @@ use crate::{
 
 /// Pause before binding or connecting again.
 const RETRY: Duration = Duration::from_secs(1);
-/// Delay before a batch handed back for an unavailable database comes again.
-const UNAVAILABLE_DELAY: Duration = Duration::from_secs(2);
+/// How often a batch held (the database away or slow) is said to be in progress; well within
+/// the consumer's ack wait (10 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
 #[derive(Deserialize)]
 struct NatsCredentials {
@@ -266,28 +268,17 @@ impl Projector {
         if good.is_empty() {
             return;
         }
-        let Some((client, statements)) = self.database(db, shutdown).await else {
-            for (_, message) in &good {
-                ack(message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
-            }
-            return;
-        };
         let batch: Vec<Delivered> = good.iter().map(|(d, _)| d.clone()).collect();
-        match store::apply_batch(client, statements, &self.config.consumer, &self.config.base_url, &batch).await {
-            Ok(applied) => {
+        let messages: Vec<&jetstream::Message> = good.iter().map(|(_, m)| m).collect();
+        match self.apply_held(db, &batch, &messages, shutdown).await {
+            None => {} // stopping: the batch comes back to whoever consumes next
+            Some(Ok(applied)) => {
                 self.applied.fetch_add(applied as u64, Ordering::Relaxed);
-                for (_, message) in &good {
+                for message in messages {
                     ack(message, AckKind::Ack).await;
                 }
             }
-            Err(Failure::Database(err)) if unavailable(&err) => {
-                tracing::warn!(error = %store::describe(&err), "database unavailable; the batch comes back");
-                *db = None;
-                for (_, message) in &good {
-                    ack(message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
-                }
-            }
-            Err(err) => {
+            Some(Err(err)) => {
                 tracing::warn!(error = %err, events = good.len(), "batch failed; applying one by one");
                 self.one_by_one(db, good, shutdown).await;
             }
@@ -298,28 +289,13 @@ impl Projector {
     /// with a growing delay and go to the dead-letter stream at their last attempt.
     async fn one_by_one(&self, db: &mut Option<Db>, good: Vec<(Delivered, jetstream::Message)>, shutdown: &CancellationToken) {
         for (delivered, message) in good {
-            let Some((client, statements)) = self.database(db, shutdown).await else {
-                ack(&message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
-                continue;
-            };
-            let outcome = store::apply_batch(
-                client,
-                statements,
-                &self.config.consumer,
-                &self.config.base_url,
-                std::slice::from_ref(&delivered),
-            )
-            .await;
-            match outcome {
-                Ok(applied) => {
+            match self.apply_held(db, std::slice::from_ref(&delivered), &[&message], shutdown).await {
+                None => return,
+                Some(Ok(applied)) => {
                     self.applied.fetch_add(applied as u64, Ordering::Relaxed);
                     ack(&message, AckKind::Ack).await;
                 }
-                Err(Failure::Database(err)) if unavailable(&err) => {
-                    *db = None;
-                    ack(&message, AckKind::Nak(Some(UNAVAILABLE_DELAY))).await;
-                }
-                Err(err) => {
+                Some(Err(err)) => {
                     let deliveries = message.info().map(|i| i.delivered).unwrap_or(1);
                     if deliveries >= i64::from(self.config.max_attempts) {
                         let reason = err.to_string();
@@ -333,6 +309,49 @@ impl Projector {
                     }
                 }
             }
+        }
+    }
+
+    /// Applies `batch`, holding on to it while the database is away or slow: its messages get
+    /// "in progress" acknowledgements every few seconds, which restart JetStream's ack wait
+    /// without counting a delivery. (Handing them back instead would spend the consumer's
+    /// deliveries on an outage: past `max_deliver`, JetStream stops delivering a message.)
+    /// `None` when stopping; otherwise the outcome, never "the database is away".
+    async fn apply_held(
+        &self,
+        db: &mut Option<Db>,
+        batch: &[Delivered],
+        messages: &[&jetstream::Message],
+        shutdown: &CancellationToken,
+    ) -> Option<Result<usize, Failure>> {
+        loop {
+            let outcome = match self.database(db, shutdown).await {
+                Some((client, statements)) => {
+                    let apply = store::apply_batch(client, statements, &self.config.consumer, &self.config.base_url, batch);
+                    tokio::pin!(apply);
+                    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+                    Some(loop {
+                        tokio::select! {
+                            outcome = &mut apply => break outcome,
+                            _ = tick.tick() => keep_alive(messages).await,
+                        }
+                    })
+                }
+                None => None,
+            };
+            match outcome {
+                Some(Err(Failure::Database(err))) if unavailable(&err) => {
+                    tracing::warn!(error = %store::describe(&err), "database unavailable; holding the batch");
+                    *db = None;
+                }
+                Some(outcome) => return Some(outcome),
+                None => {}
+            }
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            keep_alive(messages).await;
+            pause(RETRY, shutdown).await;
         }
     }
 
@@ -383,6 +402,12 @@ impl Projector {
                 false
             }
         }
+    }
+}
+
+async fn keep_alive(messages: &[&jetstream::Message]) {
+    for message in messages {
+        ack(message, AckKind::Progress).await;
     }
 }
 
