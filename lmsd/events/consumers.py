@@ -21,7 +21,7 @@ import contextlib
 import logging
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -165,9 +165,9 @@ class ConsumerRunner:
                 continue
             try:
                 await self.handle(msgs, stop)
-            except (*service.DATABASE_AWAY, Unavailable) as exc:
-                # the database (or an external service) is away: leave the batch unacknowledged;
-                # it comes back after ack_wait
+            except (*service.DATABASE_ERRORS, Unavailable) as exc:
+                # an external service is away (the batch was handed back), or the database failed
+                # outside a held step (dead-lettering): the batch comes back after ack_wait
                 log.warning("%s: unavailable, retrying: %s", self.spec.name, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 2)
@@ -236,15 +236,13 @@ async def held(msgs: list[Msg], work: Callable[[], Awaitable[T]], stop: asyncio.
     JetStream stops delivering a message.) Raises :class:`Stopping` when ``stop`` is set
     meanwhile, and whatever ``work`` raises that is not the database being away."""
     while True:
-        keeping = asyncio.create_task(_keep_alive(msgs))
         try:
-            return await work()
+            async with kept_in_progress(msgs):
+                return await work()
         except Exception as exc:
             if not service.database_away(exc):
                 raise
             log.warning("%s: database unavailable (%s); holding %d message(s)", what, exc, len(msgs))
-        finally:
-            keeping.cancel()
         if stop is not None and stop.is_set():
             raise Stopping
         await _in_progress(msgs)
@@ -261,8 +259,18 @@ async def _in_progress(msgs: list[Msg]) -> None:
             await msg.in_progress()
 
 
-async def _keep_alive(msgs: list[Msg]) -> None:
-    """While work runs: in progress every few seconds (a slow database, a slow LRS)."""
-    while True:
-        await asyncio.sleep(KEEP_ALIVE_S)
-        await _in_progress(msgs)
+@contextlib.asynccontextmanager
+async def kept_in_progress(msgs: list[Msg], every_s: float = KEEP_ALIVE_S) -> AsyncIterator[None]:
+    """While the body runs (a slow database, a slow LRS, a long recognition), ``msgs`` are said
+    to be in progress every ``every_s`` seconds, so their ack wait does not run out."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await _in_progress(msgs)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

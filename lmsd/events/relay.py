@@ -158,6 +158,38 @@ class Relay:
             outcome.sent[key] = (int(part[-1]["version"]), seq)
             outcome.events += len(part)
 
+    async def _publish(self, part: list[asyncpg.Record], last_seq: int, filter_subject: str) -> int:
+        """Publish one aggregate's consecutive events as one atomic batch (a single event is a
+        batch of one); returns the stream sequence of the last."""
+        batch_id = uuid.uuid4().hex
+        size = len(part)
+        for n, row in enumerate(part, 1):
+            headers = {"Nats-Msg-Id": str(row["id"]), "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(n)}
+            if n == 1:  # checked against the stream as it was before the batch
+                headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
+                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = filter_subject
+            if n < size:
+                await self.nc.publish(row["subject"], row["payload"], headers=headers)
+        headers["Nats-Batch-Commit"] = "1"
+        reply = await self.nc.request(part[-1]["subject"], part[-1]["payload"], timeout=self.timeout_s, headers=headers)
+        answer = json.loads(reply.data)
+        if "error" in answer:
+            error = answer["error"]
+            raise Refused(int(error.get("err_code") or 0), str(error.get("description") or error))
+        if int(answer.get("count") or 0) != size:
+            raise Refused(0, f"batch acknowledged with {answer.get('count')} messages, not {size}")
+        return int(answer["seq"])
+
+    async def _last_of(self, filter_subject: str) -> tuple[str, int] | None:
+        """The message id and stream sequence of the last message on the aggregate's subjects."""
+        try:
+            msg = await self.js.get_last_msg(EVENTS_STREAM, filter_subject)
+        except (APIError, TimeoutError, NatsError):
+            return None
+        if msg.seq is None:
+            return None
+        return (msg.headers or {}).get("Nats-Msg-Id", ""), int(msg.seq)
+
     async def _record(self, outcome: Outcome) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             last = dict(outcome.sent)
@@ -208,39 +240,6 @@ class Relay:
         return int(result.split()[-1])
 
 
-    async def _publish(self, part: list[asyncpg.Record], last_seq: int, filter_subject: str) -> int:
-        """Publish one aggregate's consecutive events as one atomic batch (a single event is a
-        batch of one); returns the stream sequence of the last."""
-        batch_id = uuid.uuid4().hex
-        size = len(part)
-        for n, row in enumerate(part, 1):
-            headers = {"Nats-Msg-Id": str(row["id"]), "Nats-Batch-Id": batch_id, "Nats-Batch-Sequence": str(n)}
-            if n == 1:  # checked against the stream as it was before the batch
-                headers["Nats-Expected-Last-Subject-Sequence"] = str(last_seq)
-                headers["Nats-Expected-Last-Subject-Sequence-Subject"] = filter_subject
-            if n < size:
-                await self.nc.publish(row["subject"], row["payload"], headers=headers)
-        headers["Nats-Batch-Commit"] = "1"
-        reply = await self.nc.request(part[-1]["subject"], part[-1]["payload"], timeout=self.timeout_s, headers=headers)
-        answer = json.loads(reply.data)
-        if "error" in answer:
-            error = answer["error"]
-            raise Refused(int(error.get("err_code") or 0), str(error.get("description") or error))
-        if int(answer.get("count") or 0) != size:
-            raise Refused(0, f"batch acknowledged with {answer.get('count')} messages, not {size}")
-        return int(answer["seq"])
-
-    async def _last_of(self, filter_subject: str) -> tuple[str, int] | None:
-        """The message id and stream sequence of the last message on the aggregate's subjects."""
-        try:
-            msg = await self.js.get_last_msg(EVENTS_STREAM, filter_subject)
-        except (APIError, TimeoutError, NatsError):
-            return None
-        if msg.seq is None:
-            return None
-        return (msg.headers or {}).get("Nats-Msg-Id", ""), int(msg.seq)
-
-
 async def backlog(conn: asyncpg.Connection) -> dict[str, Any]:
     """What `lmsd status` shows for the relay: unpublished events, the age of the oldest and the
     failed attempts of the most failing aggregate."""
@@ -263,7 +262,7 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
         while not stop.is_set():
             try:
                 await _hold_and_publish(relay, settings, stop, beat)
-            except service.DATABASE_AWAY as exc:
+            except service.DATABASE_ERRORS as exc:
                 log.warning("database: %s; taking the lock again", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
@@ -303,7 +302,7 @@ async def _hold_and_publish(relay: Relay, settings: Settings, stop: asyncio.Even
             await _loop(relay, settings, stop, beat, wake, holding=holding)
         finally:
             if holding():
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                with contextlib.suppress(*service.DATABASE_ERRORS):
                     await lock_conn.remove_listener("lmsd_outbox", notified)
                     await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     if not stop.is_set():
@@ -316,7 +315,7 @@ async def _loop(
     stop: asyncio.Event,
     beat: service.Heartbeat,
     wake: asyncio.Event,
-    holding: Callable[[], bool] = lambda: True,
+    holding: Callable[[], bool],
 ) -> None:
     """Publish while there is work and the lock is held; when idle, sleep until the outbox
     trigger's NOTIFY (or the poll interval, in case a notification was missed); after failures,
@@ -335,7 +334,7 @@ async def _loop(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
             continue
-        except service.DATABASE_AWAY as exc:
+        except service.DATABASE_ERRORS as exc:
             log.warning("database: %s", exc)
             sent, failed = 0, 1
         total += sent

@@ -30,9 +30,10 @@ from lmsd.settings import Settings, load_settings
 
 log = logging.getLogger("lmsd.events")
 
-# What a database that is away or restarting raises under a running service (asyncpg's
-# InternalClientError included: the connection was lost in the middle of an operation).
-DATABASE_AWAY = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+# Everything the database can raise under a running service: refusals, and a database away or
+# restarting (asyncpg's InternalClientError included: the connection was lost in the middle of
+# an operation). ``database_away`` tells the two apart.
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 def database_away(exc: BaseException) -> bool:

@@ -31,7 +31,7 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from lmsd.credentials import Secrets
 from lmsd.events import service
-from lmsd.events.consumers import ConsumerRunner, Stopping, dead_letter, held
+from lmsd.events.consumers import ConsumerRunner, Stopping, dead_letter, held, kept_in_progress
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import consumer_spec
 from lmsd.media import service as media
@@ -139,13 +139,8 @@ class Transcriber:
         work = asyncio.get_running_loop().run_in_executor(
             self.processes, transcribe, tools.ffmpeg(self.settings.media), Path(source), language, model
         )
-        while True:
-            finished, _ = await asyncio.wait({work}, timeout=TRANSCRIBE.ack_wait_s / 3)
-            if finished:
-                break
-            with contextlib.suppress(NatsError):
-                await msg.in_progress()
-        result = work.result()
+        async with kept_in_progress([msg], TRANSCRIBE.ack_wait_s / 3):
+            result = await work
 
         async def save() -> None:
             async with self.pool.acquire() as conn, conn.transaction():

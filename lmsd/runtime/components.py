@@ -128,13 +128,17 @@ def _python_service(settings: Settings, base_env: dict[str, str], name: str, lab
     )
 
 
-def _nats_auth_file(settings: Settings, secrets: Secrets) -> Path:
+def _nats_auth_file(paths: RunPaths) -> Path:
+    """Where the Rust services find their NATS credentials (:func:`_write_nats_auth`)."""
+    return paths.run / "service-nats.json"
+
+
+def _write_nats_auth(settings: Settings, secrets: Secrets) -> None:
     """The NATS credentials of the Rust services, as a 0600 JSON file under run/ (never on
     argv or in the environment, both visible to other users through /proc on some systems)."""
-    path = RunPaths(settings.data_dir).run / "service-nats.json"
+    path = _nats_auth_file(RunPaths(settings.data_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_private(path, json.dumps({"user": nats.NATS_USER, "password": secrets.nats_password}))
-    return path
 
 
 def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], n: int) -> Component:
@@ -146,7 +150,7 @@ def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], 
     env = {
         **base_env,
         "LMSD_TRANSCODER_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
-        "LMSD_TRANSCODER_NATS_AUTH_FILE": str(paths.run / "service-nats.json"),
+        "LMSD_TRANSCODER_NATS_AUTH_FILE": str(_nats_auth_file(paths)),
         "LMSD_TRANSCODER_DATA_DIR": str(settings.data_dir),
         "LMSD_TRANSCODER_FFMPEG": tools.ffmpeg(media),
         "LMSD_TRANSCODER_LADDER": media.ladder,
@@ -162,7 +166,7 @@ def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], 
         argv=[binaries.rust_binary("lmsd-transcoder"), "serve"],
         probe=lambda: health.probe_heartbeat(heartbeat),
         env=env,
-        prepare=lambda: _nats_auth_file(settings, secrets),
+        prepare=lambda: _write_nats_auth(settings, secrets),
     )
 
 
@@ -174,11 +178,10 @@ def _projector(settings: Settings, secrets: Secrets, base_env: dict[str, str], n
     paths = RunPaths(settings.data_dir)
     heartbeat = paths.heartbeat(f"projector-{n}")
     pg_auth = paths.run / "projector-postgres.json"
-    pg = settings.postgres
     env = {
         **base_env,
         "LMSD_PROJECTOR_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
-        "LMSD_PROJECTOR_NATS_AUTH_FILE": str(paths.run / "service-nats.json"),
+        "LMSD_PROJECTOR_NATS_AUTH_FILE": str(_nats_auth_file(paths)),
         "LMSD_PROJECTOR_PG_AUTH_FILE": str(pg_auth),
         "LMSD_PROJECTOR_STREAM": spec.stream,
         "LMSD_PROJECTOR_CONSUMER": spec.name,
@@ -190,9 +193,8 @@ def _projector(settings: Settings, secrets: Secrets, base_env: dict[str, str], n
     }
 
     def prepare() -> None:
-        _nats_auth_file(settings, secrets)
-        credentials = {"host": "127.0.0.1", "port": pg.port, "user": pg.user, "password": secrets.postgres_password, "dbname": pg.database}
-        write_private(pg_auth, json.dumps(credentials))
+        _write_nats_auth(settings, secrets)
+        write_private(pg_auth, json.dumps({"dsn": postgres.app_dsn(settings, secrets)}))
 
     return Component(
         name=f"projector-{n}",

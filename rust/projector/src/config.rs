@@ -35,8 +35,8 @@ pub struct ServeConfig {
     #[arg(long, env = "LMSD_PROJECTOR_NATS_AUTH_FILE")]
     pub nats_auth_file: Option<PathBuf>,
 
-    /// JSON file `{"host", "port", "user", "password", "dbname"}` (mode 0600): the campus
-    /// database, as the application role.
+    /// JSON file `{"dsn": "postgresql://…"}` (mode 0600): the campus database, as the
+    /// application role.
     #[arg(long, env = "LMSD_PROJECTOR_PG_AUTH_FILE")]
     pub pg_auth_file: PathBuf,
 

@@ -41,19 +41,10 @@ const RETRY: Duration = Duration::from_secs(1);
 /// the consumer's ack wait (10 s).
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
-#[derive(Deserialize)]
-struct NatsCredentials {
-    user: String,
-    password: String,
-}
-
+/// The campus database as the application role (`lmsd.runtime.postgres.app_dsn`).
 #[derive(Deserialize)]
 struct PgCredentials {
-    host: String,
-    port: u16,
-    user: String,
-    password: String,
-    dbname: String,
+    dsn: String,
 }
 
 /// What the lanes share.
@@ -67,33 +58,11 @@ pub struct Projector {
 
 /// Runs until `shutdown`; a batch being applied is finished (or rolled back) first.
 pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pg: PgCredentials = lmsd_service::read_secret_json(
-        &config.pg_auth_file,
-        "PostgreSQL auth file",
-        "{\"host\", \"port\", \"user\", \"password\", \"dbname\"}",
-    )?;
-    let mut pg_config = tokio_postgres::Config::new();
-    pg_config
-        .host(&pg.host)
-        .port(pg.port)
-        .user(&pg.user)
-        .password(&pg.password)
-        .dbname(&pg.dbname)
-        .application_name("lmsd-projector")
-        .connect_timeout(Duration::from_secs(5));
-    let mut options = async_nats::ConnectOptions::new()
-        .name("lmsd-projector")
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5));
-    if let Some(path) = &config.nats_auth_file {
-        let nats: NatsCredentials =
-            lmsd_service::read_secret_json(path, "NATS auth file", "{\"user\": …, \"password\": …}")?;
-        options = options.user_and_password(nats.user, nats.password);
-    }
-    let client = options
-        .connect(config.nats_url.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", config.nats_url))?;
+    let pg: PgCredentials =
+        lmsd_service::read_secret_json(&config.pg_auth_file, "PostgreSQL auth file", "{\"dsn\": \"postgresql://…\"}")?;
+    let mut pg_config: tokio_postgres::Config = pg.dsn.parse().context("the PostgreSQL auth file's dsn")?;
+    pg_config.application_name("lmsd-projector").connect_timeout(Duration::from_secs(5));
+    let client = lmsd_service::connect_nats("lmsd-projector", &config.nats_url, config.nats_auth_file.as_deref()).await?;
     tracing::info!(
         nats = %config.nats_url, stream = %config.stream, consumer = %config.consumer,
         batch = config.batch, concurrency = config.concurrency, "lmsd-projector serving"
@@ -247,7 +216,9 @@ impl Projector {
 
     /// Decodes, applies and acknowledges one batch.
     async fn handle(&self, db: &mut Option<Db>, messages: Vec<jetstream::Message>, shutdown: &CancellationToken) {
-        let mut good: Vec<(Delivered, jetstream::Message)> = Vec::with_capacity(messages.len());
+        // the decoded events and their messages, side by side
+        let mut batch: Vec<Delivered> = Vec::with_capacity(messages.len());
+        let mut good: Vec<jetstream::Message> = Vec::with_capacity(messages.len());
         for message in messages {
             let (stream_seq, deliveries) = match message.info() {
                 Ok(info) => (info.stream_sequence, info.delivered),
@@ -257,7 +228,10 @@ impl Projector {
                 }
             };
             match decode(&message.payload) {
-                Ok(event) => good.push((Delivered { event, stream_seq, data: message.payload.clone() }, message)),
+                Ok(event) => {
+                    batch.push(Delivered { event, stream_seq, data: message.payload.clone() });
+                    good.push(message);
+                }
                 Err(err) => {
                     if self.dead_letter(&message, stream_seq, deliveries, &err.to_string()).await {
                         ack(&message, AckKind::Ack).await;
@@ -268,44 +242,48 @@ impl Projector {
         if good.is_empty() {
             return;
         }
-        let batch: Vec<Delivered> = good.iter().map(|(d, _)| d.clone()).collect();
-        let messages: Vec<&jetstream::Message> = good.iter().map(|(_, m)| m).collect();
-        match self.apply_held(db, &batch, &messages, shutdown).await {
+        match self.apply_held(db, &batch, &good, shutdown).await {
             None => {} // stopping: the batch comes back to whoever consumes next
             Some(Ok(applied)) => {
                 self.applied.fetch_add(applied as u64, Ordering::Relaxed);
-                for message in messages {
+                for message in &good {
                     ack(message, AckKind::Ack).await;
                 }
             }
             Some(Err(err)) => {
                 tracing::warn!(error = %err, events = good.len(), "batch failed; applying one by one");
-                self.one_by_one(db, good, shutdown).await;
+                self.one_by_one(db, &batch, &good, shutdown).await;
             }
         }
     }
 
     /// Applies each event on its own: the ones that can be applied are; the others come back
     /// with a growing delay and go to the dead-letter stream at their last attempt.
-    async fn one_by_one(&self, db: &mut Option<Db>, good: Vec<(Delivered, jetstream::Message)>, shutdown: &CancellationToken) {
-        for (delivered, message) in good {
-            match self.apply_held(db, std::slice::from_ref(&delivered), &[&message], shutdown).await {
+    async fn one_by_one(
+        &self,
+        db: &mut Option<Db>,
+        batch: &[Delivered],
+        messages: &[jetstream::Message],
+        shutdown: &CancellationToken,
+    ) {
+        for (delivered, message) in batch.iter().zip(messages) {
+            match self.apply_held(db, std::slice::from_ref(delivered), std::slice::from_ref(message), shutdown).await {
                 None => return,
                 Some(Ok(applied)) => {
                     self.applied.fetch_add(applied as u64, Ordering::Relaxed);
-                    ack(&message, AckKind::Ack).await;
+                    ack(message, AckKind::Ack).await;
                 }
                 Some(Err(err)) => {
                     let deliveries = message.info().map(|i| i.delivered).unwrap_or(1);
                     if deliveries >= i64::from(self.config.max_attempts) {
                         let reason = err.to_string();
-                        if self.dead_letter(&message, delivered.stream_seq, deliveries, &reason).await {
-                            ack(&message, AckKind::Ack).await;
+                        if self.dead_letter(message, delivered.stream_seq, deliveries, &reason).await {
+                            ack(message, AckKind::Ack).await;
                         }
                     } else {
                         let exponent = u32::try_from(deliveries.clamp(0, 5)).unwrap_or(5);
                         let delay = Duration::from_secs(2u64.pow(exponent).min(30));
-                        ack(&message, AckKind::Nak(Some(delay))).await;
+                        ack(message, AckKind::Nak(Some(delay))).await;
                     }
                 }
             }
@@ -321,7 +299,7 @@ impl Projector {
         &self,
         db: &mut Option<Db>,
         batch: &[Delivered],
-        messages: &[&jetstream::Message],
+        messages: &[jetstream::Message],
         shutdown: &CancellationToken,
     ) -> Option<Result<usize, Failure>> {
         loop {
@@ -405,7 +383,7 @@ impl Projector {
     }
 }
 
-async fn keep_alive(messages: &[&jetstream::Message]) {
+async fn keep_alive(messages: &[jetstream::Message]) {
     for message in messages {
         ack(message, AckKind::Progress).await;
     }

@@ -69,16 +69,6 @@ pub struct Changes {
     pub completed_before: HashMap<Key, i32>,
 }
 
-/// Every event of a batch must be a learning event (of an enrolment).
-pub fn check_learning(events: &[&Event]) -> Result<(), Unappliable> {
-    for event in events {
-        if course_id(event.body()).is_none() {
-            return Err(Unappliable::NotLearning(event.kind()));
-        }
-    }
-    Ok(())
-}
-
 /// The course of a learning event's body; `None` for other bodies.
 pub fn course_id(body: &Body) -> Option<&str> {
     Some(match body {
@@ -513,6 +503,6 @@ mod tests {
         let err = apply_progress(&mut State::default(), &[&bad]).unwrap_err();
         assert_eq!(err.to_string(), "InvalidId: course_id \"nope\" is not a UUID");
         let foreign = b.event(1, Body::CoursePublished(v1::CoursePublished::default()));
-        assert_eq!(check_learning(&[&foreign]).unwrap_err(), Unappliable::NotLearning("course_published"));
+        assert_eq!(facts(&foreign, "https://x").unwrap_err(), Unappliable::NotLearning("course_published"));
     }
 }

@@ -243,7 +243,7 @@ pub async fn apply_batch(
         return Ok(0);
     }
     let events: Vec<&Event> = fresh.iter().map(|d| &d.event).collect();
-    projection::check_learning(&events)?;
+    // also refuses a batch with an event that is not a learning event (NotLearning)
     let facts = fresh
         .iter()
         .map(|d| projection::facts(&d.event, base_url))

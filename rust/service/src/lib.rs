@@ -7,9 +7,9 @@
 //! - [`heartbeat`]: the file the runtime's health probe reads (`lmsd/runtime/health.py`);
 //! - [`dlq`]: dead letters in the format `lmsd events dlq` reads;
 //! - [`read_secret_json`]: credentials handed over as a 0600 JSON file, never on argv or in
-//!   the environment.
+//!   the environment; [`connect_nats`] with them.
 
-use std::{io::IsTerminal, os::unix::fs::PermissionsExt, path::Path};
+use std::{io::IsTerminal, os::unix::fs::PermissionsExt, path::Path, time::Duration};
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
@@ -86,6 +86,29 @@ pub fn read_secret_json<T: DeserializeOwned>(path: &Path, what: &str, shape: &st
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the {what} {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: expected {shape}", path.display()))
+}
+
+#[derive(serde::Deserialize)]
+struct NatsCredentials {
+    user: String,
+    password: String,
+}
+
+/// A NATS connection for a supervised service: `auth_file` (`{"user", "password"}`, 0600)
+/// when given; the first connection is retried, like every later one, while NATS starts.
+pub async fn connect_nats(name: &str, url: &str, auth_file: Option<&Path>) -> anyhow::Result<async_nats::Client> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5));
+    if let Some(path) = auth_file {
+        let nats: NatsCredentials = read_secret_json(path, "NATS auth file", "{\"user\": …, \"password\": …}")?;
+        options = options.user_and_password(nats.user, nats.password);
+    }
+    options
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))
 }
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 //! `lmsd install` has created it), and run `jobs` slots that each fetch and handle one job at
 //! a time until shutdown. The handling of one job is in [`crate::job`].
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use anyhow::Context;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures_util::StreamExt;
-use serde::Deserialize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -26,26 +24,9 @@ pub struct Worker {
     pub status: heartbeat::Status,
 }
 
-#[derive(Deserialize)]
-struct Credentials {
-    user: String,
-    password: String,
-}
-
 /// Runs until `shutdown`; a job in progress is stopped, cleaned up and handed back (nak).
 pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut options = async_nats::ConnectOptions::new()
-        .name("lmsd-transcoder")
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5));
-    if let Some(path) = &config.nats_auth_file {
-        let credentials = read_credentials(path)?;
-        options = options.user_and_password(credentials.user, credentials.password);
-    }
-    let client = options
-        .connect(config.nats_url.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", config.nats_url))?;
+    let client = lmsd_service::connect_nats("lmsd-transcoder", &config.nats_url, config.nats_auth_file.as_deref()).await?;
     let status = heartbeat::Status::new(config.jobs as usize);
     let beat_stop = CancellationToken::new();
     let beat = config
@@ -78,10 +59,6 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     }
     tracing::info!("lmsd-transcoder stopped");
     Ok(())
-}
-
-fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
-    lmsd_service::read_secret_json(path, "NATS auth file", "{\"user\": …, \"password\": …}")
 }
 
 impl Worker {
