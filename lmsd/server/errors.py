@@ -39,7 +39,10 @@ def http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, 
     if exc.status_code >= 500:
         log.error("HTTP %s: %s", exc.status_code, exc.detail)
         return problem(exc.status_code, "Server error", "the server could not complete the request")
-    return problem(exc.status_code, exc.detail if exc.status_code != 404 else "Not found", str(exc.detail))
+    response = problem(exc.status_code, exc.detail if exc.status_code != 404 else "Not found", str(exc.detail))
+    # 405 names the methods the resource has (`Allow`, RFC 9110 15.5.6): the router puts them on the exception.
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
