@@ -8,29 +8,39 @@ from typing import Annotated, Literal
 
 import msgspec
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
-Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+# The limits, named so that forms (the portal's) check the same numbers the API refuses.
+MAX_TITLE = 300
+MAX_CODE = 64
+MAX_SUMMARY = 5000
+MAX_TAGS = 20
+MAX_TAG = 64
+MAX_BODY = 200_000
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TITLE)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CODE, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 Lang = Annotated[str, msgspec.Meta(min_length=2, max_length=16, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
-Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TAG)]
 Status = Literal["draft", "published", "archived"]
 LessonKind = Literal["text", "video", "quiz"]
-Body = Annotated[str, msgspec.Meta(max_length=200_000)]
+Body = Annotated[str, msgspec.Meta(max_length=MAX_BODY)]
+Summary = Annotated[str, msgspec.Meta(max_length=MAX_SUMMARY)]
+Tags = Annotated[list[Tag], msgspec.Meta(max_length=MAX_TAGS)]
 
 
 class CourseIn(msgspec.Struct, forbid_unknown_fields=True):
     code: Code
     title: Title
-    summary: Annotated[str, msgspec.Meta(max_length=5000)] = ""
+    summary: Summary = ""
     language: Lang = "en"
-    tags: Annotated[list[Tag], msgspec.Meta(max_length=20)] = []
+    tags: Tags = []
     self_enrol: bool = False
 
 
 class CoursePatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     title: Title | msgspec.UnsetType = msgspec.UNSET
-    summary: Annotated[str, msgspec.Meta(max_length=5000)] | msgspec.UnsetType = msgspec.UNSET
+    summary: Summary | msgspec.UnsetType = msgspec.UNSET
     language: Lang | msgspec.UnsetType = msgspec.UNSET
-    tags: Annotated[list[Tag], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
+    tags: Tags | msgspec.UnsetType = msgspec.UNSET
     status: Status | msgspec.UnsetType = msgspec.UNSET
     self_enrol: bool | msgspec.UnsetType = msgspec.UNSET
 
