@@ -17,6 +17,7 @@ from lmsd.identity.service import finish_password_reset, sign_in
 from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 from lmsd.portal import i18n
 from lmsd.portal.pages import COOKIE, FormErrors, Page, PortalPages, portal, safe_next, same_origin
+from lmsd.server.errors import status_of
 
 MIN_PASSWORD = 12  # as the API's password-reset confirmation
 
@@ -74,10 +75,10 @@ class PortalController(PortalPages):
             who = await sign_in(db, page.campus.id, email, password)
         except LmsdError as exc:
             message = (
-                i18n.gettext("Too many failed attempts: try again later.") if exc.status_code == 429
+                i18n.gettext("Too many failed attempts: try again later.") if status_of(exc)[0] == 429
                 else i18n.gettext("The e-mail address or password is not right.")
             )
-            return await _sign_in_page(page, db, exc.status_code, message, email, next_url)
+            return await _sign_in_page(page, db, status_of(exc)[0], message, email, next_url)
         issuer: TokenIssuer = request.app.state.issuer
         page.cookies.append(
             Cookie(

@@ -45,6 +45,7 @@ from lmsd.identity.tokens import TokenIssuer
 from lmsd.policy import Identity
 from lmsd.portal import i18n
 from lmsd.portal.static_files import asset_url
+from lmsd.server.errors import status_of
 
 log = logging.getLogger("lmsd.portal")
 COOKIE = "lmsd_session"
@@ -256,8 +257,10 @@ def html_error(request: Request[Any, Any, State], exc: Exception) -> Response[An
     """Errors of portal pages as HTML in the page's language (the API's stay problem+json)."""
     if isinstance(exc, SignInRequired):
         return Redirect(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
-    if isinstance(exc, LmsdError | HTTPException):
+    if isinstance(exc, HTTPException):
         status = exc.status_code
+    elif isinstance(exc, LmsdError):
+        status = status_of(exc)[0]
     else:
         log.error("portal page failed", exc_info=exc)
         status = 500

@@ -43,6 +43,7 @@ from lmsd.portal import i18n
 from lmsd.portal.i18n import gettext as _
 from lmsd.portal.pages import FormErrors, Page, PortalPages, portal
 from lmsd.quizzes import service as grades
+from lmsd.server.errors import status_of
 
 # The course languages offered in the select (any valid tag is accepted; a course's own is added).
 COMMON_LANGUAGES = (
@@ -339,7 +340,7 @@ class TeachPages(PortalPages):
         try:
             await courses.update_course(db, who, course_id, patch, values["version"] or None)
         except LmsdError as exc:
-            if exc.status_code not in (412, 428):
+            if status_of(exc)[0] not in (412, 428):
                 raise
             await db.rollback()
             return await _course_page(
@@ -359,7 +360,7 @@ class TeachPages(PortalPages):
         try:
             await courses.update_course(db, who, course_id, CoursePatch(status="published" if status == "published" else "draft"), _text(form, "version") or None)
         except LmsdError as exc:
-            if exc.status_code not in (412, 428):
+            if status_of(exc)[0] not in (412, 428):
                 raise
             await db.rollback()
             return await _course_page(
@@ -405,7 +406,7 @@ class TeachPages(PortalPages):
         try:
             await courses.rename_module(db, who, module_id, title, _text(form, "version") or None)
         except LmsdError as exc:
-            if exc.status_code not in (412, 428):
+            if status_of(exc)[0] not in (412, 428):
                 raise
             await db.rollback()
             return await _course_page(
@@ -541,11 +542,11 @@ class TeachPages(PortalPages):
         try:
             await courses.update_lesson(db, who, lesson_id, LessonPatch(**changes), values["version"] or None)
         except LmsdError as exc:
-            if exc.status_code not in (412, 428, 422):
+            if status_of(exc)[0] not in (412, 428, 422):
                 raise
             await db.rollback()
             lesson = await courses.get_lesson(db, who, lesson_id)
-            if exc.status_code == 422:
+            if status_of(exc)[0] == 422:
                 return await _lesson_page(
                     page, db, who, lesson, values, status=422,
                     errors=FormErrors({"video_id" if lesson.kind == "video" else "title": _f(_("This value is not accepted: %(reason)s"), reason=str(exc))}),
