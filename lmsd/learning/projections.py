@@ -48,6 +48,18 @@ def _micros(column: str) -> str:
     return f"(extract(epoch from {column}) * 1000000)::bigint"
 
 
+_LESSON_EVENTS = ("lesson_started", "lesson_completed", "video_watched")
+
+
+def lesson_of(kind: str, msg: Any) -> str | None:
+    """The lesson an event is about: lesson events, and a graded attempt at a lesson's quiz,
+    which completes that lesson whatever the entry point (its lesson_id is "" when the quiz is
+    in no lesson). The Rust projector's ``lesson_of`` is the same rule."""
+    if kind in _LESSON_EVENTS or (kind == "quiz_attempt_graded" and msg.lesson_id):
+        return str(msg.lesson_id)
+    return None
+
+
 class _Uuids(dict[str, uuid.UUID]):
     """UUIDs parsed once per batch (a batch repeats its campus, enrolments and lessons)."""
 
@@ -119,9 +131,9 @@ class ProgressProjection:
         for r in await conn.fetch(_SELECT_PROGRESS, [k[0] for k in keys], [k[1] for k in keys]):
             progress[(r["campus_id"], r["enrolment_id"])] = _Progress(**{c: r[c] for c in _P_COLS})
         lesson_keys = {
-            (ids[d.event.campus_id], ids[d.event.aggregate_id], ids[getattr(d.event, kind or "").lesson_id])
+            (ids[d.event.campus_id], ids[d.event.aggregate_id], ids[of])
             for d in events
-            if (kind := d.event.WhichOneof("body")) in ("lesson_started", "lesson_completed", "video_watched")
+            if (kind := d.event.WhichOneof("body") or "") and (of := lesson_of(kind, getattr(d.event, kind)))
         }
         lk = list(lesson_keys)
         lessons: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], _Lesson] = {}
@@ -148,8 +160,9 @@ class ProgressProjection:
                     p.user_id = user
             p.events += 1
             at = ev.occurred_at_us
-            if body in ("lesson_started", "lesson_completed", "video_watched"):
-                lesson_id = ids[msg.lesson_id]
+            lesson_text = lesson_of(body, msg)
+            if lesson_text is not None:
+                lesson_id = ids[lesson_text]
                 lkey = (key[0], key[1], lesson_id)
                 lesson = lessons.get(lkey)
                 if lesson is None:
@@ -159,7 +172,7 @@ class ProgressProjection:
                     if lesson.started_at is None:
                         p.lessons_started += 1
                     lesson.started_at = _min(lesson.started_at, at)
-                elif body == "lesson_completed":
+                elif body in ("lesson_completed", "quiz_attempt_graded"):  # a graded attempt completes its lesson
                     if lesson.completed_at is None:
                         p.lessons_completed += 1
                     lesson.completed_at = _min(lesson.completed_at, at)
