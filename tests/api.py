@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from litestar.testing import AsyncTestClient
 
-from lmsd.server.app import create_app
+from lmsd.app import create_app
 from tests.db import Database
 from tests.support import ADMIN_PASSWORD
 

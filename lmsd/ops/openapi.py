@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from lmsd import credentials
-from lmsd.server.app import create_app
+from lmsd.app import create_app
 from lmsd.settings import Settings
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope
 
 from lmsd.db.routing import format_lsn, parse_lsn
 
@@ -34,32 +33,22 @@ def client_lsn(headers: Mapping[str, str], cookies: Mapping[str, str]) -> int | 
 
 
 def remember(scope: Scope, lsn: int | None) -> None:
-    """Called by the session dependency after its commit, before the response starts."""
+    """Called when the request's unit of work ends (:mod:`lmsd.server.unit_of_work`), before the
+    response starts: the newest position this request wrote."""
     if lsn is not None:
         state: dict[str, Any] = scope.setdefault("state", {})
         state[_STATE_KEY] = max(lsn, state.get(_STATE_KEY, 0))
 
 
-def lsn_middleware(app: ASGIApp) -> ASGIApp:
-    """Adds the token to the response of any request whose unit of work wrote."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        # The dependency writes into this very dict (Litestar's request.state wraps it).
-        state: dict[str, Any] = scope.setdefault("state", {})
-
-        async def send_with_token(message: Message) -> None:
-            lsn = state.get(_STATE_KEY)
-            if message["type"] == "http.response.start" and lsn is not None:
-                token = format_lsn(lsn)
-                cookie = f"{LSN_COOKIE}={token}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Strict"
-                headers = [*message.get("headers", []), (LSN_HEADER.encode(), token.encode())]
-                headers.append((b"set-cookie", cookie.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await app(scope, receive, send_with_token)
-
-    return middleware
+def add_token(message: Message, scope: Scope) -> None:
+    """Adds the token to a response start if the request wrote (header and cookie)."""
+    lsn = scope.get("state", {}).get(_STATE_KEY)
+    if message["type"] != "http.response.start" or lsn is None:
+        return
+    token = format_lsn(lsn)
+    cookie = f"{LSN_COOKIE}={token}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; HttpOnly; SameSite=Strict"
+    message["headers"] = [
+        *message.get("headers", []),
+        (LSN_HEADER.encode(), token.encode()),
+        (b"set-cookie", cookie.encode()),
+    ]

@@ -25,7 +25,7 @@ def client() -> Iterator[TestClient]:  # type: ignore[type-arg]
 
 
 def test_the_api_app_serves_static(tmp_path: Path) -> None:
-    from lmsd.server.app import create_app
+    from lmsd.app import create_app
 
     app = create_app(Settings(data_dir=tmp_path), credentials.generate())
     with TestClient(app) as c:

@@ -1,20 +1,21 @@
-"""Litestar app factory. Everything it needs comes in through ``create_app``'s arguments."""
+"""The composition root: every capability's routes, the portal, and the core's generic parts in
+one Litestar app. Everything it needs comes in through :func:`create_app`'s arguments."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.types import ControllerRouterHandler
 
 import lmsd
+from lmsd.app.errors import CAPABILITY_STATUS
 from lmsd.campuses.controller import CampusController
 from lmsd.courses.controller import CourseController, LessonController, ModuleController, MyCoursesController
 from lmsd.credentials import Secrets
@@ -27,9 +28,10 @@ from lmsd.identity.tokens import TokenIssuer
 from lmsd.learning.controller import LearningController
 from lmsd.media.controller import MediaPlaylistController, UploadController, VideoController
 from lmsd.media.pathways import PathwayHealth
+from lmsd.ops.status import collect as status_report
 from lmsd.policy import Identity
+from lmsd.portal.account import AccountPages
 from lmsd.portal.admin import AdminPages
-from lmsd.portal.controller import PortalController
 from lmsd.portal.learner import LearnerPages
 from lmsd.portal.pages import COOKIE, CSRF_HEADER, check_csrf, html_error
 from lmsd.portal.pwa import PwaPages
@@ -37,65 +39,48 @@ from lmsd.portal.static_files import favicon, static_file
 from lmsd.portal.teach import TeachPages
 from lmsd.portal.watch import WatchController
 from lmsd.quizzes.controller import QuizController
-from lmsd.server.consistency import client_lsn, lsn_middleware, remember
-from lmsd.server.errors import HANDLERS, http_error, problem
+from lmsd.server.errors import HANDLERS, http_error, register
 from lmsd.server.openapi import document_problems
+from lmsd.server.routes import campus_info, healthz
+from lmsd.server.unit_of_work import closing_middleware, finish, provide_session
 from lmsd.settings import Settings
 
+ROUTES: list[ControllerRouterHandler] = [
+    healthz,
+    campus_info,
+    AuthController,
+    MeController,
+    UserController,
+    SsoController,
+    CampusController,
+    CourseController,
+    ModuleController,
+    LessonController,
+    MyCoursesController,
+    EnrolmentController,
+    QuizController,
+    LearningController,
+    UploadController,
+    VideoController,
+    MediaPlaylistController,
+    AccountPages,
+    LearnerPages,
+    TeachPages,
+    AdminPages,
+    PwaPages,
+    WatchController,
+    static_file,
+    favicon,
+]
 
-@get("/healthz", include_in_schema=False)
-async def healthz(state: State) -> object:
-    """Liveness and readiness in one: the database answers and the schema revision is known."""
-    try:
-        async with state.engine.connect() as conn:
-            schema = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-    except Exception:  # noqa: BLE001 - any database failure makes the worker unhealthy
-        try:
-            async with state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001
-            return problem(503, "Unavailable", "database unreachable", version=lmsd.__version__)
-        schema = "none (not migrated)"
-    return {"status": "ok", "service": "lmsd-api", "version": lmsd.__version__, "database": "ok", "schema": schema}
-
-
-@get("/api/v1/campus")
-async def campus_info(state: State) -> dict[str, str]:
-    """Public facts about this campus, for the portal and federation peers."""
-    settings: Settings = state.settings
-    return {"id": settings.campus.id, "name": settings.campus.name, "host": settings.campus.host}
-
-
-async def provide_session(state: State, request: Request[object, object, State]) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: committed when the handler succeeds, else rolled back.
-
-    Services may commit early when an effect must stand although the request fails (a failed
-    sign-in's counter, a revoked token family). Reads may go to a read replica that has caught
-    up with the client's LSN token; the token of this request's writes goes back to the client
-    (:mod:`lmsd.server.consistency`), even when a later step failed after an early commit.
-    """
-    database: Database = state.database
-    session = await database.session(min_lsn=client_lsn(request.headers, request.cookies))
-    async with session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-        finally:
-            remember(request.scope, session.lsn)
+MACHINE_PREFIXES = ("/api/", "/static/", "/media/", "/healthz", "/readyz")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def unmatched_route(request: Request[object, object, State], exc: Exception) -> Response[object]:
     """A URL no route matched: problem+json for the API and files, the portal's page for people."""
     machine = request.url.path.startswith(MACHINE_PREFIXES)
     return http_error(request, exc) if machine else html_error(request, exc)  # type: ignore[return-value]
-
-
-MACHINE_PREFIXES = ("/api/", "/static/", "/media/", "/healthz", "/readyz")
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def provide_identity(request: Request[object, object, State]) -> Identity:
@@ -116,6 +101,7 @@ async def provide_identity(request: Request[object, object, State]) -> Identity:
 
 
 def create_app(settings: Settings, secrets: Secrets) -> Litestar:
+    register(CAPABILITY_STATUS)
     database = Database.from_settings(settings, secrets, pool_size=5)
     pathway_health = PathwayHealth(settings.media)
 
@@ -136,42 +122,19 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             "issuer": TokenIssuer(secrets, issuer=settings.portal_url.rstrip("/")),
             "secrets": secrets,
             "pathway_health": pathway_health,
+            "status_report": status_report,  # the admin's health page (lmsd.portal.admin)
         }
     )
     app = Litestar(
-        route_handlers=[
-            healthz,
-            campus_info,
-            AuthController,
-            MeController,
-            UserController,
-            SsoController,
-            CampusController,
-            CourseController,
-            ModuleController,
-            LessonController,
-            MyCoursesController,
-            EnrolmentController,
-            QuizController,
-            LearningController,
-            UploadController,
-            VideoController,
-            MediaPlaylistController,
-            PortalController,
-            LearnerPages,
-            TeachPages,
-            AdminPages,
-            PwaPages,
-            WatchController,
-            static_file,
-            favicon,
-        ],
+        route_handlers=ROUTES,
         dependencies={
             "db": Provide(provide_session),
             "identity": Provide(provide_identity),
         },
         exception_handlers={**HANDLERS, HTTPException: unmatched_route},  # type: ignore[dict-item]
-        middleware=[lsn_middleware],
+        # The unit of work ends as the response starts: commit on 2xx/3xx, else roll back.
+        before_send=[finish],
+        middleware=[closing_middleware],
         state=state,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -188,3 +151,6 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
     )
     document_problems(app)
     return app
+
+
+__all__ = ["ROUTES", "create_app", "provide_identity"]

@@ -1,4 +1,4 @@
-"""One API worker: ``python -m lmsd.server --data-dir D --port P`` (the runtime starts N)."""
+"""One API worker: ``python -m lmsd.app --data-dir D --port P`` (the runtime starts N)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import uvicorn
 
 from lmsd import credentials
+from lmsd.app import create_app
 from lmsd.errors import LmsdError
-from lmsd.server.app import create_app
 from lmsd.settings import load_settings
 
 
