@@ -92,7 +92,7 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
                 name=f"api-{index}",
                 label=f"API worker {index}",
                 argv=[
-                    sys.executable, "-m", "lmsd.server",
+                    sys.executable, "-m", "lmsd.app",
                     "--data-dir", settings.data_dir,
                     "--port", str(port),
                 ],
@@ -225,7 +225,7 @@ def _gateway(settings: Settings, secrets: Secrets, base_env: dict[str, str]) -> 
         "LMSD_GATEWAY_HEADER_TIMEOUT_SECS": str(gateway.header_timeout_s),
         "LMSD_GATEWAY_MAX_HEADER_BYTES": str(gateway.max_header_bytes),
         "LMSD_GATEWAY_BALANCE": gateway.balance,
-        # Tokens are issued with the portal URL as `iss` (lmsd.server.app).
+        # Tokens are issued with the portal URL as `iss` (lmsd.app.factory).
         "LMSD_GATEWAY_JWT_ISSUER": settings.portal_url.rstrip("/"),
         "LMSD_GATEWAY_RATE_LOGIN": gateway.rate_login,
         "LMSD_GATEWAY_RATE_WRITE": gateway.rate_write,

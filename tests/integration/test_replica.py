@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from lmsd.db.models import Campus as CampusRow
 from lmsd.db.routing import Database, RoutingSession, format_lsn, parse_lsn
 from lmsd.runtime import postgres, replica
-from lmsd.server.app import create_app
+from lmsd.app import create_app
 from tests.api import admin
 from tests.db import Database as Primary
 from tests.db import start_database, start_replica, stop_replica

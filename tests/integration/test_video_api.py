@@ -16,7 +16,7 @@ import pytest
 from lmsd.contracts.v1 import envelope_pb2
 from lmsd.events.service import pg_connect
 from lmsd.media import signing
-from lmsd.server.app import create_app
+from lmsd.app import create_app
 from lmsd.settings import Pathway
 from tests.api import admin, client, course, person
 from tests.db import Database
