@@ -14,8 +14,8 @@ from lmsd.cli import context, output
 from lmsd.errors import OperationFailed
 from lmsd.ops.backup import is_installed
 from lmsd.ops.status import collect
+from lmsd.paths import RunPaths
 from lmsd.runtime import components, control, supervisor
-from lmsd.runtime.paths import RunPaths
 
 
 def register(app: typer.Typer) -> None:

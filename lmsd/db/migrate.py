@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lmsd.credentials import Secrets
+from lmsd.db.dsn import connect_args, engine_url
 from lmsd.errors import OperationFailed
-from lmsd.runtime.postgres import app_dsn
 from lmsd.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,7 +25,8 @@ def alembic_config(settings: Settings, secrets: Secrets) -> Config:
     locations = [str(MIGRATIONS / "versions"), *settings.postgres.extra_migrations]
     cfg.set_main_option("version_locations", " ".join(locations))
     cfg.set_main_option("path_separator", "space")
-    cfg.attributes["url"] = app_dsn(settings, secrets, driver="postgresql+asyncpg")
+    cfg.attributes["url"] = engine_url(settings, secrets)
+    cfg.attributes["connect_args"] = connect_args(settings)
     return cfg
 
 
@@ -45,7 +46,7 @@ def upgrade(settings: Settings, secrets: Secrets) -> str:
 
 
 async def current(settings: Settings, secrets: Secrets) -> str:
-    engine = create_async_engine(app_dsn(settings, secrets, driver="postgresql+asyncpg"))
+    engine = create_async_engine(engine_url(settings, secrets), connect_args=connect_args(settings))
     try:
         async with engine.connect() as conn:
             rev = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())

@@ -40,12 +40,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import Session
 
 from lmsd.credentials import Secrets
+from lmsd.db.dsn import connect_args, engine_url, replica_count
 from lmsd.db.engine import make_engine
-from lmsd.runtime.postgres import app_dsn
-from lmsd.runtime.replica import STATE_SQL
 from lmsd.settings import Settings
 
 _CONNECT_ERRORS = (DBAPIError, OSError, TimeoutError)
+
+# A replica's state in one row; shared with `lmsd status` (lmsd.runtime.replica), which must
+# agree on what "lagging" means. Lag in ms is how old the newest replayed commit is, but only
+# while received WAL waits to be replayed: a caught-up replica of an idle primary has lag 0, not
+# "time since the last write". NULL when unknown (nothing received yet): "not usable".
+STATE_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint AS replay_lsn,
+       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
+            ELSE (EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::float8
+       END AS lag_ms
+"""
 
 
 def parse_lsn(value: str) -> int | None:
@@ -119,14 +130,14 @@ class Database:
             Replica(
                 name=f"postgres-replica-{n}",
                 engine=create_async_engine(
-                    app_dsn(settings, secrets, driver="postgresql+asyncpg", port=port),
+                    engine_url(settings, secrets, node=n),
                     pool_size=pool_size,
                     max_overflow=pool_size,
                     pool_pre_ping=True,
-                    connect_args={"timeout": 3},  # a dead replica must not stall a request long
+                    connect_args=connect_args(settings, timeout=3),  # a dead replica must not stall a request long
                 ),
             )
-            for n, port in enumerate(pg.replica_ports(), 1)
+            for n in range(1, replica_count(settings) + 1)
         ]
         return cls(make_engine(settings, secrets, pool_size), replicas, max_lag_ms=pg.max_replica_lag_ms)
 

@@ -31,7 +31,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
-from lmsd.events import outbox, service
+from lmsd.events import connection, outbox
 from lmsd.events.envelope import Event, NewEvent, Undecodable, decode
 from lmsd.events.streams import ConsumerSpec
 
@@ -165,7 +165,7 @@ class ConsumerRunner:
                 continue
             try:
                 await self.handle(msgs, stop)
-            except (*service.DATABASE_ERRORS, Unavailable) as exc:
+            except (*connection.DATABASE_ERRORS, Unavailable) as exc:
                 # an external service is away (the batch was handed back), or the database failed
                 # outside a held step (dead-lettering): the batch comes back after ack_wait
                 log.warning("%s: unavailable, retrying: %s", self.spec.name, exc)
@@ -240,7 +240,7 @@ async def held(msgs: list[Msg], work: Callable[[], Awaitable[T]], stop: asyncio.
             async with kept_in_progress(msgs):
                 return await work()
         except Exception as exc:
-            if not service.database_away(exc):
+            if not connection.database_away(exc):
                 raise
             log.warning("%s: database unavailable (%s); holding %d message(s)", what, exc, len(msgs))
         if stop is not None and stop.is_set():

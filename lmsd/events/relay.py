@@ -43,7 +43,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import APIError
 
 from lmsd.credentials import Secrets
-from lmsd.events import service
+from lmsd.events import connection, process
 from lmsd.events.envelope import aggregate_filter
 from lmsd.events.streams import EVENTS_STREAM
 from lmsd.settings import Settings
@@ -254,15 +254,15 @@ async def backlog(conn: asyncpg.Connection) -> dict[str, Any]:
     return {"backlog": int(row["n"]), "lag_s": float(row["age"] or 0.0), "max_attempts": int(row["attempts"] or 0)}
 
 
-async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
-    pool = await service.pg_pool(settings, secrets, size=3, server_settings=QUEUE_PLANS)
-    nc = await service.nats_service(settings, secrets, "lmsd-relay")
+async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: process.Heartbeat) -> None:
+    pool = await connection.pg_pool(settings, secrets, size=3, server_settings=QUEUE_PLANS)
+    nc = await connection.nats_service(settings, secrets, "lmsd-relay")
     relay = Relay(pool, nc, batch=settings.events.relay_batch)
     try:
         while not stop.is_set():
             try:
                 await _hold_and_publish(relay, settings, stop, beat)
-            except service.DATABASE_ERRORS as exc:
+            except connection.DATABASE_ERRORS as exc:
                 log.warning("database: %s; taking the lock again", exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
@@ -272,7 +272,7 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
         await pool.close()
 
 
-async def _hold_and_publish(relay: Relay, settings: Settings, stop: asyncio.Event, beat: service.Heartbeat) -> None:
+async def _hold_and_publish(relay: Relay, settings: Settings, stop: asyncio.Event, beat: process.Heartbeat) -> None:
     """Take the relay lock (one relay per database) on a connection of its own, listen there for
     new outbox rows, and publish while that connection lives: when the database restarts, the
     lock is gone with it and is taken again before anything more is published."""
@@ -302,7 +302,7 @@ async def _hold_and_publish(relay: Relay, settings: Settings, stop: asyncio.Even
             await _loop(relay, settings, stop, beat, wake, holding=holding)
         finally:
             if holding():
-                with contextlib.suppress(*service.DATABASE_ERRORS):
+                with contextlib.suppress(*connection.DATABASE_ERRORS):
                     await lock_conn.remove_listener("lmsd_outbox", notified)
                     await lock_conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
     if not stop.is_set():
@@ -313,7 +313,7 @@ async def _loop(
     relay: Relay,
     settings: Settings,
     stop: asyncio.Event,
-    beat: service.Heartbeat,
+    beat: process.Heartbeat,
     wake: asyncio.Event,
     holding: Callable[[], bool],
 ) -> None:
@@ -334,7 +334,7 @@ async def _loop(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
             continue
-        except service.DATABASE_ERRORS as exc:
+        except connection.DATABASE_ERRORS as exc:
             log.warning("database: %s", exc)
             sent, failed = 0, 1
         total += sent
@@ -360,4 +360,4 @@ async def _loop(
 
 
 if __name__ == "__main__":
-    raise SystemExit(service.run("lmsd-relay", main))
+    raise SystemExit(process.run("lmsd-relay", main))

@@ -13,19 +13,19 @@ import contextlib
 
 from lmsd.credentials import Secrets
 from lmsd.errors import Invalid
-from lmsd.events import service
+from lmsd.events import connection, process
 from lmsd.events.consumers import ConsumerRunner
 from lmsd.events.streams import EVENTS_STREAM, XAPI_FORWARD
 from lmsd.learning.forwarder import forwarder_for
 from lmsd.settings import Settings
 
 
-async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
+async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: process.Heartbeat) -> None:
     forwarder = forwarder_for(settings)
     if forwarder is None:
         raise Invalid("events.xapi_lrs_url is not set: there is nothing to forward")
-    pool = await service.pg_pool(settings, secrets, size=XAPI_FORWARD.concurrency + 1)
-    nc = await service.nats_service(settings, secrets, "lmsd-xapi-forwarder")
+    pool = await connection.pg_pool(settings, secrets, size=XAPI_FORWARD.concurrency + 1)
+    nc = await connection.nats_service(settings, secrets, "lmsd-xapi-forwarder")
     js = nc.jetstream()
     try:
         # configured after install: make sure its durable consumer exists (idempotent)
@@ -40,4 +40,4 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
 
 
 if __name__ == "__main__":
-    raise SystemExit(service.run("lmsd-xapi-forwarder", main))
+    raise SystemExit(process.run("lmsd-xapi-forwarder", main))

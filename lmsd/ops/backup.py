@@ -39,9 +39,9 @@ from lmsd.credentials import Secrets
 from lmsd.db import migrate
 from lmsd.errors import Invalid, OperationFailed
 from lmsd.ops.report import Reporter
+from lmsd.paths import RunPaths
 from lmsd.runtime import binaries, control, postgres
 from lmsd.runtime import nats as nats_rt
-from lmsd.runtime.paths import RunPaths
 from lmsd.runtime.process import run_tool
 from lmsd.settings import CONFIG_FILE, Settings, load_settings
 

@@ -18,14 +18,13 @@ from nats.js.errors import NotFoundError
 
 from lmsd.credentials import Secrets
 from lmsd.errors import Invalid, NotFound, OperationFailed
-from lmsd.events import relay, service
+from lmsd.events import connection, relay
 from lmsd.events.consumers import Delivered, Projection, apply_batch, stream_seq
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import DLQ_STREAM, EVENTS_STREAM, JOB_CONSUMERS, LEARNING_SUBJECTS, consumers_for
 from lmsd.learning.forwarder import forwarder_for
 from lmsd.learning.projections import CONSUMER_OF, projections
 from lmsd.media.projection import MediaProjection
-from lmsd.runtime import nats as nats_rt
 from lmsd.settings import Settings
 
 REPLAY_SCHEMA = "lmsd_replay"
@@ -35,12 +34,12 @@ SNAPSHOT_SCHEMA = "lmsd_snapshots"
 @contextlib.asynccontextmanager
 async def connections(settings: Settings, secrets: Secrets) -> AsyncIterator[tuple[asyncpg.Connection, NATS]]:
     try:
-        conn = await service.pg_connect(settings, secrets)
+        conn = await connection.pg_connect(settings, secrets)
     except (OSError, asyncpg.PostgresError) as exc:
         raise OperationFailed(f"cannot reach PostgreSQL (is lmsd running? `lmsd up`): {exc}") from None
     try:
         try:
-            nc = await nats_rt.connect(settings, secrets)
+            nc = await connection.nats_connect(settings, secrets)
         except (OSError, NatsError, TimeoutError) as exc:
             raise OperationFailed(f"cannot reach NATS (is lmsd running? `lmsd up`): {exc}") from None
         try:

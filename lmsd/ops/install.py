@@ -20,11 +20,11 @@ from lmsd.credentials import Secrets
 from lmsd.db import migrate
 from lmsd.db.engine import make_engine, make_sessionmaker
 from lmsd.errors import Invalid, LmsdError, OperationFailed
+from lmsd.events.connection import nats_connect
 from lmsd.events.streams import ensure_streams
 from lmsd.identity.service import ensure_admin, ensure_campus
 from lmsd.ops.report import Reporter
 from lmsd.runtime import control, postgres, preflight
-from lmsd.runtime import nats as nats_rt
 from lmsd.settings import (
     Settings,
     load_settings,
@@ -62,7 +62,7 @@ def write_answers(data_dir: Path, answers: dict[str, Any]) -> Settings:
 
 async def initialise_bus(settings: Settings, secrets: Secrets) -> list[tuple[str, str]]:
     try:
-        nc = await nats_rt.connect(settings, secrets)
+        nc = await nats_connect(settings, secrets)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         raise OperationFailed(f"cannot reach NATS to create streams: {exc}") from None
     try:

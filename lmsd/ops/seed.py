@@ -20,10 +20,10 @@ from typing import Any
 import asyncpg
 
 from lmsd import credentials
+from lmsd.db.dsn import app_dsn, ssl_arg
 from lmsd.errors import OperationFailed
 from lmsd.identity.service import hash_password
 from lmsd.ops.report import Reporter
-from lmsd.runtime.postgres import app_dsn
 from lmsd.settings import Settings
 
 BASE_USERS = 200_000
@@ -70,8 +70,8 @@ async def _seed(settings: Settings, scale: float, reporter: Reporter, seed: int)
     rng = random.Random(seed)
     secrets = credentials.load(settings.data_dir)
     campus = uuid.UUID(settings.campus.id)
-    password_hash = hash_password(SEED_PASSWORD)
-    conn = await asyncpg.connect(app_dsn(settings, secrets))
+    password_hash = await hash_password(SEED_PASSWORD)
+    conn = await asyncpg.connect(app_dsn(settings, secrets), ssl=ssl_arg(settings))
     counts: dict[str, int] = {}
     try:
         user_ids = [_uuid(rng) for _ in range(n["users"])]

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmsd.credentials import Secrets, write_private
+from lmsd.db.dsn import app_dsn
+from lmsd.events.connection import NATS_USER, nats_url
 from lmsd.events.streams import consumer_spec
 from lmsd.media import tools
+from lmsd.paths import RunPaths
 from lmsd.runtime import binaries, health, nats, postgres, replica
-from lmsd.runtime.paths import RunPaths
 from lmsd.settings import Settings
 
 Probe = Callable[[], Awaitable[health.ProbeResult]]
@@ -118,7 +120,7 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
 
 
 def _python_service(settings: Settings, base_env: dict[str, str], name: str, label: str, module: str) -> Component:
-    """A long-running Python process of ``lmsd.events.service.run`` (healthy while it beats)."""
+    """A long-running Python process of ``lmsd.events.process.run`` (healthy while it beats)."""
     return Component(
         name=name,
         label=label,
@@ -138,7 +140,7 @@ def _write_nats_auth(settings: Settings, secrets: Secrets) -> None:
     argv or in the environment, both visible to other users through /proc on some systems)."""
     path = _nats_auth_file(RunPaths(settings.data_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_private(path, json.dumps({"user": nats.NATS_USER, "password": secrets.nats_password}))
+    write_private(path, json.dumps({"user": NATS_USER, "password": secrets.nats_password}))
 
 
 def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], n: int) -> Component:
@@ -149,7 +151,7 @@ def _transcoder(settings: Settings, secrets: Secrets, base_env: dict[str, str], 
     heartbeat = paths.heartbeat(f"transcoder-{n}")
     env = {
         **base_env,
-        "LMSD_TRANSCODER_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
+        "LMSD_TRANSCODER_NATS_URL": nats_url(settings),
         "LMSD_TRANSCODER_NATS_AUTH_FILE": str(_nats_auth_file(paths)),
         "LMSD_TRANSCODER_DATA_DIR": str(settings.data_dir),
         "LMSD_TRANSCODER_FFMPEG": tools.ffmpeg(media),
@@ -180,7 +182,7 @@ def _projector(settings: Settings, secrets: Secrets, base_env: dict[str, str], n
     pg_auth = paths.run / "projector-postgres.json"
     env = {
         **base_env,
-        "LMSD_PROJECTOR_NATS_URL": f"nats://127.0.0.1:{settings.nats.port}",
+        "LMSD_PROJECTOR_NATS_URL": nats_url(settings),
         "LMSD_PROJECTOR_NATS_AUTH_FILE": str(_nats_auth_file(paths)),
         "LMSD_PROJECTOR_PG_AUTH_FILE": str(pg_auth),
         "LMSD_PROJECTOR_STREAM": spec.stream,
@@ -194,7 +196,7 @@ def _projector(settings: Settings, secrets: Secrets, base_env: dict[str, str], n
 
     def prepare() -> None:
         _write_nats_auth(settings, secrets)
-        write_private(pg_auth, json.dumps({"dsn": postgres.app_dsn(settings, secrets)}))
+        write_private(pg_auth, json.dumps({"dsn": app_dsn(settings, secrets)}))
 
     return Component(
         name=f"projector-{n}",

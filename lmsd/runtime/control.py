@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from lmsd.errors import OperationFailed
+from lmsd.paths import RunPaths
 from lmsd.runtime import preflight
-from lmsd.runtime.paths import RunPaths
 from lmsd.runtime.supervisor import last_log_line
 from lmsd.settings import Settings
 

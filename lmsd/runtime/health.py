@@ -14,7 +14,7 @@ import httpx
 from nats.errors import Error as NatsError
 
 from lmsd.credentials import Secrets
-from lmsd.runtime import nats as nats_rt
+from lmsd.events.connection import nats_connect
 from lmsd.runtime import postgres
 from lmsd.settings import Settings
 
@@ -65,7 +65,7 @@ async def probe_nats(settings: Settings, secrets: Secrets, timeout: float = 3) -
     start = time.perf_counter()
     nc = None
     try:
-        nc = await nats_rt.connect(settings, secrets, timeout)
+        nc = await nats_connect(settings, secrets, timeout)
         info = await nc.jetstream().account_info()
         version = nc._server_info.get("version", "")
     except (TimeoutError, OSError, NatsError) as exc:

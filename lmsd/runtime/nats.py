@@ -1,19 +1,16 @@
 """NATS with JetStream for the embedded profile: loopback only, a password from the secrets,
-its store under the data dir. The config file holds the password, so it is mode 0600."""
+its store under the data dir. The config file holds the password, so it is mode 0600.
+Clients connect through :mod:`lmsd.events.connection`, to the address in ``nats.*``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import nats
-from nats.aio.client import Client as NATS
-
 from lmsd.credentials import Secrets, write_private
+from lmsd.events.connection import NATS_USER
 from lmsd.runtime import binaries
 from lmsd.settings import Settings
-
-NATS_USER = "lmsd"
 
 
 def nats_dir(settings: Settings) -> Path:
@@ -57,25 +54,3 @@ def write_config(settings: Settings, secrets: Secrets) -> Path:
 
 def server_argv(settings: Settings) -> list[str | Path]:
     return [binaries.nats_server(), "-c", config_file(settings)]
-
-
-def url(settings: Settings) -> str:
-    return f"nats://127.0.0.1:{settings.nats.port}"
-
-
-async def connect(settings: Settings, secrets: Secrets, timeout: float = 5) -> NATS:
-    """One connection for a one-shot job (CLI, probe): fails fast, no background reconnects."""
-
-    async def quiet(_: Exception) -> None:
-        return None
-
-    return await nats.connect(
-        servers=[url(settings)],
-        user=NATS_USER,
-        password=secrets.nats_password,
-        name="lmsd-cli",
-        connect_timeout=timeout,
-        allow_reconnect=False,
-        max_reconnect_attempts=1,
-        error_cb=quiet,
-    )

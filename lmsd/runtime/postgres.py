@@ -171,15 +171,12 @@ def server_argv(settings: Settings) -> list[str | Path]:
 def superuser_dsn(
     settings: Settings, secrets: Secrets, database: str = "postgres", port: int | None = None
 ) -> str:
+    """The superuser on the server this runtime runs (on loopback, whatever ``postgres.host``
+    says: clients of the campus database use :mod:`lmsd.db.dsn`)."""
     return (
         f"postgresql://{SUPERUSER}:{secrets.postgres_superuser_password}"
         f"@127.0.0.1:{port or settings.postgres.port}/{database}"
     )
-
-
-def app_dsn(settings: Settings, secrets: Secrets, driver: str = "postgresql", port: int | None = None) -> str:
-    pg = settings.postgres
-    return f"{driver}://{pg.user}:{secrets.postgres_password}@127.0.0.1:{port or pg.port}/{pg.database}"
 
 
 def tool_env(settings: Settings, secrets: Secrets) -> dict[str, str]:

@@ -5,8 +5,9 @@ made once with ``pg_basebackup -R`` from the running primary, with the same bina
 same OS account. After that it streams WAL from the primary as ``lmsd_replicator``. Deleting the
 folder is how an admin rebuilds one: the next start makes it again.
 
-The lag query lives here because two readers share it: `lmsd status` (as the superuser) and the
-API's routing session (as the application role) must agree on what "lagging" means.
+The lag query (``lmsd.db.routing.STATE_SQL``) is shared by two readers: `lmsd status` (as the
+superuser, here) and the API's routing session (as the application role), which must agree on
+what "lagging" means.
 """
 
 from __future__ import annotations
@@ -20,23 +21,13 @@ from pathlib import Path
 import asyncpg
 
 from lmsd.credentials import Secrets
+from lmsd.db.routing import STATE_SQL
 from lmsd.errors import OperationFailed
 from lmsd.runtime import binaries, postgres
 from lmsd.runtime.health import ProbeResult
 from lmsd.runtime.health import _reason as reason
 from lmsd.runtime.process import run_tool
 from lmsd.settings import Settings
-
-# Lag in ms is how old the newest replayed commit is, but only while received WAL waits to be
-# replayed: a caught-up replica of an idle primary has lag 0, not "time since the last write".
-# NULL when unknown (nothing received yet), which the readers treat as "not usable".
-STATE_SQL = """
-SELECT pg_is_in_recovery() AS in_recovery,
-       (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint AS replay_lsn,
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
-            ELSE (EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::float8
-       END AS lag_ms
-"""
 
 
 def replica_dir(settings: Settings, n: int) -> Path:

@@ -27,9 +27,9 @@ from typing import Any
 
 from lmsd import credentials
 from lmsd.errors import LmsdError, OperationFailed
+from lmsd.paths import RunPaths
 from lmsd.runtime import components as components_mod
 from lmsd.runtime.components import Component
-from lmsd.runtime.paths import RunPaths
 from lmsd.runtime.process import spawn
 from lmsd.settings import Settings, load_settings
 

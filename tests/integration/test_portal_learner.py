@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
-from lmsd.events.service import pg_connect
+from lmsd.events.connection import pg_connect
 from tests.api import PASSWORD, Person, admin, client, course, login, person
 from tests.db import Database
 from tests.media import make_clip, uploaded_video

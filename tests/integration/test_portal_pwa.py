@@ -12,8 +12,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lmsd.events.connection import pg_connect
 from lmsd.events.envelope import decode
-from lmsd.events.service import pg_connect
 from tests.api import PASSWORD, Person, admin, client, course, login, person
 from tests.db import Database
 

@@ -23,7 +23,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from lmsd.db.models import Campus as CampusRow
-from lmsd.db.routing import Database, RoutingSession, format_lsn, parse_lsn
+from lmsd.db.routing import STATE_SQL, Database, RoutingSession, format_lsn, parse_lsn
 from lmsd.runtime import postgres, replica
 from lmsd.app import create_app
 from tests.api import admin
@@ -57,7 +57,7 @@ async def replica_sql(db: Primary, sql: str) -> object:
 async def lag_ms(db: Primary) -> float:
     conn = await asyncpg.connect(postgres.superuser_dsn(db.settings, db.secrets, port=replica_port(db)))
     try:
-        row = await conn.fetchrow(replica.STATE_SQL)
+        row = await conn.fetchrow(STATE_SQL)
     finally:
         await conn.close()
     assert row is not None and row["in_recovery"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from lmsd.contracts.v1 import envelope_pb2
-from lmsd.events.service import pg_connect
+from lmsd.events.connection import pg_connect
 from lmsd.media import signing
 from lmsd.app import create_app
 from lmsd.settings import Pathway

@@ -1,4 +1,4 @@
-"""Alembic environment: async engine, URL handed in by lmsd.db.migrate (never from a file)."""
+"""Alembic environment: async engine, URL and TLS arguments handed in by lmsd.db.migrate (never from a file)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _online() -> None:
-    engine = create_async_engine(config.attributes["url"])
+    engine = create_async_engine(config.attributes["url"], connect_args=config.attributes.get("connect_args", {}))
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

@@ -41,7 +41,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// the consumer's ack wait (10 s).
 const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
-/// The campus database as the application role (`lmsd.runtime.postgres.app_dsn`).
+/// The campus database as the application role (`lmsd.db.dsn.app_dsn`).
 #[derive(Deserialize)]
 struct PgCredentials {
     dsn: String,

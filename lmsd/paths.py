@@ -1,4 +1,6 @@
-"""Where the runtime keeps its run-time files inside the data dir."""
+"""Where an install keeps its run-time files inside the data dir (the supervisor's lock and state,
+heartbeats of the event processes, logs, media): shared by the runtime, the event processes and
+the CLI, so it lives in the core."""
 
 from __future__ import annotations
 
