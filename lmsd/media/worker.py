@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from lmsd.credentials import Secrets
-from lmsd.events import service
+from lmsd.events import connection, process
 from lmsd.events.consumers import ConsumerRunner, Stopping, dead_letter, held, kept_in_progress
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import consumer_spec
@@ -47,7 +47,7 @@ IDLE = "consuming: media, transcribe"
 
 
 class Transcriber:
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, settings: Settings, beat: service.Heartbeat) -> None:
+    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool, settings: Settings, beat: process.Heartbeat) -> None:
         self.js = js
         self.pool = pool
         self.settings = settings
@@ -213,9 +213,9 @@ async def sweep_uploads(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Ev
             await asyncio.wait_for(stop.wait(), SWEEP_EVERY_S)
 
 
-async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: service.Heartbeat) -> None:
-    pool = await service.pg_pool(settings, secrets, size=4)
-    nc = await service.nats_service(settings, secrets, "lmsd-media-worker")
+async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: process.Heartbeat) -> None:
+    pool = await connection.pg_pool(settings, secrets, size=4)
+    nc = await connection.nats_service(settings, secrets, "lmsd-media-worker")
     js = nc.jetstream()
     beat.detail = IDLE
     transcriber = Transcriber(js, pool, settings, beat)
@@ -233,4 +233,4 @@ async def main(settings: Settings, secrets: Secrets, stop: asyncio.Event, beat: 
 
 
 if __name__ == "__main__":
-    raise SystemExit(service.run("lmsd-media-worker", main))
+    raise SystemExit(process.run("lmsd-media-worker", main))
