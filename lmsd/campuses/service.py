@@ -21,13 +21,13 @@ async def create_campus(
     """A new tenant with its first (campus-only) administrator."""
     policy.require(actor, "campus.manage")
     if await session.scalar(select(Campus.id).where(Campus.host == host.lower())):
-        raise Conflict(f"another campus already uses host {host!r}")
+        raise Conflict(f"another campus already uses host {host!r}", field="host", code="campus.host_taken")
     campus = Campus(id=uuid.uuid4(), name=name, host=host.lower())
     session.add(campus)
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict("campus exists") from None
+        raise Conflict("campus exists", code="campus.exists") from None
     await ensure_admin(session, campus.id, admin_email, admin_password, platform_admin=False)
     return campus
 
@@ -72,9 +72,9 @@ async def update_branding(session: AsyncSession, actor: Identity, name: str, def
     policy.require(actor, "campus.brand")
     name = name.strip()
     if not 1 <= len(name) <= 200:
-        raise Invalid("the campus name needs 1 to 200 characters")
+        raise Invalid("the campus name needs 1 to 200 characters", field="name", code="campus.name_length")
     if default_locale not in LOCALES:
-        raise Invalid(f"default_locale must be one of {', '.join(LOCALES)}")
+        raise Invalid(f"default_locale must be one of {', '.join(LOCALES)}", field="default_locale", code="campus.locale_unknown")
     campus = await session.get(Campus, actor.campus_id)
     if campus is None:
         raise NotFound("no such campus")
@@ -90,12 +90,12 @@ async def set_logo(session: AsyncSession, actor: Identity, data: bytes | None) -
     kind = None
     if data is not None:
         if len(data) > LOGO_MAX_BYTES:
-            raise Invalid(f"a logo may have at most {LOGO_MAX_BYTES // 1024} KiB")
+            raise Invalid(f"a logo may have at most {LOGO_MAX_BYTES // 1024} KiB", field="logo", code="campus.logo_too_large")
         kind = logo_type(data)
         if kind is None:
-            raise Invalid("a logo must be a PNG, JPEG, WebP or SVG image")
+            raise Invalid("a logo must be a PNG, JPEG, WebP or SVG image", field="logo", code="campus.logo_type")
         if kind == "image/svg+xml" and not svg_is_safe(data):
-            raise Invalid("an SVG logo may not contain scripts or event handlers")
+            raise Invalid("an SVG logo may not contain scripts or event handlers", field="logo", code="campus.logo_unsafe")
     digest = hashlib.sha256(data).hexdigest()[:32] if data is not None else None
     await session.execute(
         update(Campus).where(Campus.id == actor.campus_id).values(logo=data, logo_type=kind, logo_hash=digest)

@@ -111,14 +111,14 @@ async def export_course(session: AsyncSession, actor: Identity, course_id: uuid.
 async def import_course(session: AsyncSession, actor: Identity, archive: Archive, code: str | None) -> Course:
     policy.require(actor, "course.import")
     if archive.version != VERSION:
-        raise Invalid(f"archive version {archive.version} is not supported (this lmsd reads {VERSION})")
+        raise Invalid(f"archive version {archive.version} is not supported (this lmsd reads {VERSION})", field="version", code="archive.version_unsupported")
     quiz_keys = [q.key for q in archive.quizzes]
     if len(set(quiz_keys)) != len(quiz_keys):
-        raise Invalid("quiz keys must be unique within the archive")
+        raise Invalid("quiz keys must be unique within the archive", field="quizzes", code="archive.quiz_key_duplicate")
     for am in archive.modules:
         for lesson in am.lessons:
             if lesson.quiz is not None and lesson.quiz not in quiz_keys:
-                raise Invalid(f"lesson {lesson.title!r} points at unknown quiz {lesson.quiz!r}")
+                raise Invalid(f"lesson {lesson.title!r} points at unknown quiz {lesson.quiz!r}", field="quiz", code="archive.quiz_unknown")
     c = archive.course
     course = Course(
         campus_id=actor.campus_id, code=code or c.code, title=c.title, summary=c.summary, language=c.language,
@@ -128,7 +128,7 @@ async def import_course(session: AsyncSession, actor: Identity, archive: Archive
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict(f"a course with code {course.code!r} exists; import with ?code=NEW") from None
+        raise Conflict(f"a course with code {course.code!r} exists; import with ?code=NEW", field="code", code="course.code_taken") from None
     session.add(CourseInstructor(campus_id=actor.campus_id, course_id=course.id, user_id=actor.user_id))
     await session.flush()
     quiz_ids: dict[str, uuid.UUID] = {}

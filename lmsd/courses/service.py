@@ -27,19 +27,19 @@ from lmsd.policy import Identity
 def check_version(current: int, if_match: str | None) -> None:
     """Optimistic concurrency: updates must name the version they were based on."""
     if if_match is None:
-        raise PreconditionRequired("send If-Match with the ETag you read, so edits are not lost")
+        raise PreconditionRequired("send If-Match with the ETag you read, so edits are not lost", code="version.required")
     if if_match.strip() == "*":  # RFC 9110: any current representation
         return
     wanted = if_match.strip().removeprefix("W/").strip('"')
     if wanted != str(current):
-        raise PreconditionFailed(f"the resource changed (now version {current}); reload and retry")
+        raise PreconditionFailed(f"the resource changed (now version {current}); reload and retry", code="version.moved")
 
 
 def _changes(patch: msgspec.Struct) -> dict[str, Any]:
     """The fields a PATCH body sets (UNSET ones are left alone)."""
     changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     if not changes:
-        raise Invalid("nothing to change")
+        raise Invalid("nothing to change", code="patch.empty")
     return changes
 
 
@@ -100,7 +100,7 @@ async def catalog(
     query = select(Course).where(Course.campus_id == actor.campus_id)
     wanted = status or "published"
     if wanted not in ("draft", "published", "archived"):
-        raise Invalid("status must be draft, published or archived")
+        raise Invalid("status must be draft, published or archived", field="status", code="course.status_unknown")
     if wanted != "published" and not policy.allowed(actor, "course.read_draft"):
         # instructors see their own unpublished courses only
         taught = select(CourseInstructor.course_id).where(
@@ -140,7 +140,7 @@ async def create_course(session: AsyncSession, actor: Identity, data: CourseIn) 
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict(f"a course with code {data.code!r} already exists on this campus") from None
+        raise Conflict(f"a course with code {data.code!r} already exists on this campus", field="code", code="course.code_taken") from None
     session.add(CourseInstructor(campus_id=actor.campus_id, course_id=course.id, user_id=actor.user_id))
     await session.flush()
     await session.refresh(course)
@@ -214,7 +214,7 @@ async def add_instructor(session: AsyncSession, actor: Identity, course_id: uuid
     if user is None:
         raise NotFound("no such user on this campus")
     if user.role not in ("instructor", "admin"):
-        raise Invalid("only instructors and admins can teach a course")
+        raise Invalid("only instructors and admins can teach a course", field="user_id", code="course.teacher_role")
     exists = await session.get(CourseInstructor, (actor.campus_id, course_id, user_id))
     if exists is None:
         session.add(CourseInstructor(campus_id=actor.campus_id, course_id=course_id, user_id=user_id))
@@ -285,7 +285,7 @@ async def reorder(
         where = [Lesson.campus_id == actor.campus_id, Lesson.module_id == module_id, Lesson.course_id == course_id]
     existing = set((await session.scalars(select(model.id).where(*where))).all())
     if set(ids) != existing or len(ids) != len(existing):
-        raise Invalid("ids must list every item exactly once")
+        raise Invalid("ids must list every item exactly once", field="ids", code="outline.order_incomplete")
     for position, item in enumerate(ids):
         await session.execute(update(model).where(*where, model.id == item).values(position=position))
     await session.flush()
@@ -320,9 +320,9 @@ async def create_lesson(session: AsyncSession, actor: Identity, module_id: uuid.
 
 def _check_kind(kind: str, video_id: uuid.UUID | None, quiz_id: uuid.UUID | None) -> None:
     if kind == "video" and video_id is None:
-        raise Invalid("a video lesson needs video_id")
+        raise Invalid("a video lesson needs video_id", field="video_id", code="lesson.video_missing")
     if kind == "quiz" and quiz_id is None:
-        raise Invalid("a quiz lesson needs quiz_id")
+        raise Invalid("a quiz lesson needs quiz_id", field="quiz_id", code="lesson.quiz_missing")
 
 
 async def _check_video(
@@ -335,7 +335,7 @@ async def _check_video(
         select(videos.c.id).where(videos.c.campus_id == campus_id, videos.c.id == video_id, videos.c.course_id == course_id)
     )
     if found is None:
-        raise Invalid("video_id names no video of this course (upload it to the course first)")
+        raise Invalid("video_id names no video of this course (upload it to the course first)", field="video_id", code="lesson.video_unknown")
 
 
 async def get_lesson(session: AsyncSession, actor: Identity, lesson_id: uuid.UUID) -> Lesson:

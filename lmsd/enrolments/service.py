@@ -40,7 +40,7 @@ async def enrol_self(session: AsyncSession, actor: Identity, course_id: uuid.UUI
     course, rel = await load_course(session, actor, course_id)
     policy.require(actor, "enrolment.self", rel)
     if course.status != "published" or not course.self_enrol:
-        raise Conflict("this course is not open for self-enrolment")
+        raise Conflict("this course is not open for self-enrolment", code="enrolment.closed")
     return await _enrol(session, actor, course_id, actor.user_id, None, None)
 
 
@@ -57,7 +57,7 @@ async def enrol_user(
     if await session.get(User, (actor.campus_id, user_id)) is None:
         raise NotFound("no such user on this campus")
     if starts_at and ends_at and ends_at <= starts_at:
-        raise Invalid("ends_at must be after starts_at")
+        raise Invalid("ends_at must be after starts_at", field="ends_at", code="enrolment.ends_before_start")
     return await _enrol(session, actor, course_id, user_id, starts_at, ends_at)
 
 
@@ -72,7 +72,7 @@ async def _enrol(
     existing = await _existing(session, actor.campus_id, course_id, user_id)
     if existing is not None:
         if existing.status != "withdrawn":
-            raise Conflict("already enrolled in this course")
+            raise Conflict("already enrolled in this course", code="enrolment.exists")
         existing.status = "active"
         await session.flush()
         await _created(session, actor, existing)

@@ -38,9 +38,9 @@ def token_hash(token: str) -> str:
 
 def hash_password(password: str) -> str:
     if len(password) < 12:
-        raise Invalid("a password needs at least 12 characters")
+        raise Invalid("a password needs at least 12 characters", field="password", code="user.password_too_short")
     if len(password) > 1024:
-        raise Invalid("a password may have at most 1024 characters")
+        raise Invalid("a password may have at most 1024 characters", field="password", code="user.password_too_long")
     return _hasher.hash(password)
 
 
@@ -85,7 +85,7 @@ async def resolve_campus(session: AsyncSession, wanted: uuid.UUID | None, host: 
     """The campus a sign-in is for: named explicitly, else by the host name asked for, else the default."""
     if wanted is not None:
         if await session.get(Campus, wanted) is None:
-            raise Unauthorized("wrong e-mail or password")
+            raise Unauthorized("wrong e-mail or password", code="auth.wrong_password")
         return wanted
     by_host = await session.scalar(select(Campus.id).where(Campus.host == host.split(":")[0].lower()).limit(2))
     return by_host or default
@@ -104,7 +104,7 @@ async def authenticate(session: AsyncSession, campus_id: uuid.UUID, email: str, 
     )
     if user is not None and user.locked_until is not None and user.locked_until > _now():
         wait = int((user.locked_until - _now()).total_seconds()) + 1
-        raise TooManyRequests(f"too many failed sign-ins; try again in {wait} s")
+        raise TooManyRequests(f"too many failed sign-ins; try again in {wait} s", code="auth.locked_out")
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
@@ -114,9 +114,9 @@ async def authenticate(session: AsyncSession, campus_id: uuid.UUID, email: str, 
                 extra = min(2 ** (user.failed_logins - LOCK_AFTER_FAILURES), 15)
                 user.locked_until = _now() + dt.timedelta(minutes=extra)
             await session.flush()
-        raise Unauthorized("wrong e-mail or password") from None
+        raise Unauthorized("wrong e-mail or password", code="auth.wrong_password") from None
     if user is None:
-        raise Unauthorized("wrong e-mail or password")
+        raise Unauthorized("wrong e-mail or password", code="auth.wrong_password")
     if user.failed_logins or user.locked_until:
         user.failed_logins, user.locked_until = 0, None
         await session.flush()
@@ -139,7 +139,7 @@ async def create_user(
 ) -> User:
     policy.require(actor, "user.create")
     if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role", code="user.role_unknown")
     user = User(
         campus_id=actor.campus_id, email=email.strip().lower(), display_name=display_name,
         password_hash=hash_password(password), role=role,
@@ -148,7 +148,7 @@ async def create_user(
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict("an account with this e-mail already exists on this campus") from None
+        raise Conflict("an account with this e-mail already exists on this campus", field="email", code="user.email_taken") from None
     await session.refresh(user)
     return user
 
@@ -200,7 +200,7 @@ async def finish_password_reset(session: AsyncSession, token: str, new_password:
         .with_for_update()
     )
     if reset is None or reset.used_at is not None or reset.expires_at <= _now():
-        raise Unauthorized("this reset link is invalid or has expired")
+        raise Unauthorized("this reset link is invalid or has expired", code="password_reset.invalid")
     user = await session.get(User, (campus_id, reset.user_id))
     assert user is not None
     user.password_hash = hash_password(new_password)
@@ -220,7 +220,7 @@ def campus_of_token(token: str) -> uuid.UUID:
     try:
         return uuid.UUID(token.split(".", 1)[0])
     except ValueError:
-        raise Unauthorized("malformed token") from None
+        raise Unauthorized("malformed token", code="password_reset.invalid") from None
 
 
 # -- the portal's account administration ---------------------------------------------------------
@@ -234,9 +234,9 @@ async def set_role(session: AsyncSession, actor: Identity, user_id: uuid.UUID, r
         raise NotFound("no such user")
     policy.require(actor, "user.manage")
     if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}")
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role", code="user.role_unknown")
     if user.id == actor.user_id and role != "admin":
-        raise Conflict("you cannot remove your own admin role; another admin has to")
+        raise Conflict("you cannot remove your own admin role; another admin has to", field="role", code="user.own_admin_role")
     user.role = role
     await session.flush()
     return user

@@ -74,7 +74,7 @@ class TokenIssuer:
                 platform_admin=bool(claims.get("padm", False)),
             )
         except (jwt.PyJWTError, ValueError) as exc:
-            raise Unauthorized(f"invalid token: {exc}") from None
+            raise Unauthorized(f"invalid token: {exc}", code="token.invalid") from None
 
     def jwks(self) -> dict[str, object]:
         jwk = jwt.algorithms.OKPAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
@@ -107,14 +107,14 @@ async def rotate(session: AsyncSession, token: str) -> tuple[Identity, str]:
         .with_for_update()
     )
     if row is None or row.revoked_at is not None or row.expires_at <= _now():
-        raise Unauthorized("refresh token invalid, expired or revoked; sign in again")
+        raise Unauthorized("refresh token invalid, expired or revoked; sign in again", code="token.refresh_invalid")
     if row.used_at is not None:
         await revoke_family(session, campus_id, row.family_id)
         await session.commit()  # the revocation must stand although this request fails
-        raise Unauthorized("refresh token was already used: every session of this sign-in is revoked")
+        raise Unauthorized("refresh token was already used: every session of this sign-in is revoked", code="token.refresh_reused")
     user = await session.get(User, (campus_id, row.user_id))
     if user is None:
-        raise Unauthorized("account no longer exists")
+        raise Unauthorized("account no longer exists", code="token.account_gone")
     row.used_at = _now()
     who = identity_of(user)
     return who, await new_refresh_token(session, who, row.family_id)

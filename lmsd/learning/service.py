@@ -40,7 +40,7 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
     ``client_events``, kept after the outbox forgets published events) is skipped and counted
     in ``duplicates``, so a client may send a batch again when it did not get the answer."""
     if len(batch.events) > max_batch:
-        raise Invalid(f"at most {max_batch} events per request (got {len(batch.events)})")
+        raise Invalid(f"at most {max_batch} events per request (got {len(batch.events)})", field="events", code="activity.batch_too_large")
     conn = await outbox.driver_connection(session)
     enrolment_ids = list({e.enrolment_id for e in batch.events})
     enrolments = {
@@ -56,10 +56,10 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
         if row is None or not policy.allowed(actor, "activity.record", policy.Relations(self_target=row["user_id"] == actor.user_id)):
             raise NotFound(f"no such enrolment {eid}")
         if row["status"] != "active":
-            raise Conflict(f"enrolment {eid} is {row['status']}: activity is recorded for active enrolments only")
+            raise Conflict(f"enrolment {eid} is {row['status']}: activity is recorded for active enrolments only", code="enrolment.not_active")
     unknown = set(batch.expected_versions) - set(enrolment_ids)
     if unknown:
-        raise Invalid(f"expected_versions names an enrolment without events in this batch: {sorted(map(str, unknown))[0]}")
+        raise Invalid(f"expected_versions names an enrolment without events in this batch: {sorted(map(str, unknown))[0]}", field="expected_versions")
     lessons = {
         r["id"]: r
         for r in await conn.fetch(
@@ -75,29 +75,29 @@ async def record_activity(session: AsyncSession, actor: Identity, batch: Activit
         enrolment = enrolments[item.enrolment_id]
         lesson = lessons.get(item.lesson_id)
         if lesson is None or lesson["course_id"] != enrolment["course_id"]:
-            raise Invalid(f"{where}: lesson {item.lesson_id} is not part of the enrolment's course")
+            raise Invalid(f"{where}: lesson {item.lesson_id} is not part of the enrolment's course", field="lesson_id", code="activity.lesson_not_in_course")
         occurred = item.occurred_at or now
         if occurred.tzinfo is None:
-            raise Invalid(f"{where}: occurred_at needs a time zone (e.g. 2026-11-25T10:00:00Z)")
+            raise Invalid(f"{where}: occurred_at needs a time zone (e.g. 2026-11-25T10:00:00Z)", field="occurred_at")
         if not EARLIEST <= occurred <= now + FUTURE_SLACK:
-            raise Invalid(f"{where}: occurred_at {occurred.isoformat()} is in the future or before 2000")
+            raise Invalid(f"{where}: occurred_at {occurred.isoformat()} is in the future or before 2000", field="occurred_at")
         course, lesson_id = text(enrolment["course_id"]), text(item.lesson_id)
         message: Any
         if item.type == "video_watched":
             if lesson["kind"] != "video":
-                raise Invalid(f"{where}: video_watched on lesson {item.lesson_id}, which is not a video lesson")
+                raise Invalid(f"{where}: video_watched on lesson {item.lesson_id}, which is not a video lesson", field="type")
             if not item.segments:
-                raise Invalid(f"{where}: video_watched needs at least one [start_ms, end_ms] segment")
+                raise Invalid(f"{where}: video_watched needs at least one [start_ms, end_ms] segment", field="segments")
             bad = [s for s in item.segments if s[0] >= s[1]]
             if bad:
-                raise Invalid(f"{where}: segment {list(bad[0])} does not end after it starts")
+                raise Invalid(f"{where}: segment {list(bad[0])} does not end after it starts", field="segments")
             message = learning_pb2.VideoWatched(
                 course_id=course, lesson_id=lesson_id, video_id=text(lesson["video_id"]) if lesson["video_id"] else "",
                 segments=[learning_pb2.Segment(start_ms=s, end_ms=e) for s, e in item.segments],
             )
         else:
             if item.segments:
-                raise Invalid(f"{where}: segments belong to video_watched events only")
+                raise Invalid(f"{where}: segments belong to video_watched events only", field="segments")
             cls = learning_pb2.LessonStarted if item.type == "lesson_started" else learning_pb2.LessonCompleted
             message = cls(course_id=course, lesson_id=lesson_id)
         events.append(
@@ -217,7 +217,7 @@ async def statements(
     Admins see the campus; instructors their own and their courses'; learners their own."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise Invalid(f"{name} needs a time zone (e.g. 2026-11-25T10:00:00Z)")
+            raise Invalid(f"{name} needs a time zone (e.g. 2026-11-25T10:00:00Z)", field=name)
     conn = await outbox.driver_connection(session)
     where = ["campus_id = $1"]
     args: list[Any] = [actor.campus_id]

@@ -67,7 +67,7 @@ async def submit_attempt(
     by_id = {str(q.id): q for q in questions}
     unknown = [key for key in answers if key not in by_id]
     if unknown:
-        raise Invalid(f"answers name questions that are not in this quiz: {', '.join(sorted(unknown)[:3])}")
+        raise Invalid(f"answers name questions that are not in this quiz: {', '.join(sorted(unknown)[:3])}", field="answers", code="quiz.answer_unknown_question")
     # Serialise attempts of one learner on one quiz: the enrolment row is the lock.
     enrolment_id = await session.scalar(
         select(Enrolment.id)
@@ -84,7 +84,7 @@ async def submit_attempt(
         or 0
     )
     if quiz.max_attempts and done >= quiz.max_attempts:
-        raise Conflict(f"no attempts left: this quiz allows {quiz.max_attempts}")
+        raise Conflict(f"no attempts left: this quiz allows {quiz.max_attempts}", code="quiz.attempts_exhausted")
     results = []
     score = 0.0
     for q in questions:
@@ -100,7 +100,7 @@ async def submit_attempt(
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict("another attempt was submitted at the same time; retry") from None
+        raise Conflict("another attempt was submitted at the same time; retry", code="quiz.attempt_concurrent") from None
     await session.refresh(attempt)
     if enrolment_id is not None:  # staff previewing a quiz have no enrolment and no record
         lesson_id = await session.scalar(
