@@ -14,7 +14,7 @@ from litestar.enums import HttpMethod
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.media import service
+from lmsd.media import playback, transcripts, uploads, videos
 from lmsd.media.schemas import (
     Accepted,
     PlaybackOut,
@@ -24,8 +24,8 @@ from lmsd.media.schemas import (
     VideoPage,
     VideoPatch,
 )
-from lmsd.media.service import TUS_EXTENSIONS, TUS_VERSION, UploadState
 from lmsd.media.subtitles import MAX_WEBVTT_BYTES
+from lmsd.media.uploads import TUS_EXTENSIONS, TUS_VERSION, UploadState
 from lmsd.policy import Identity
 from lmsd.server.errors import problem
 
@@ -66,7 +66,7 @@ class UploadController(Controller):
             headers={
                 "Tus-Resumable": TUS_VERSION, "Tus-Version": TUS_VERSION, "Tus-Extension": TUS_EXTENSIONS,
                 "Tus-Max-Size": str(state.settings.media.max_upload_mb * 1024 * 1024),
-                "Tus-Checksum-Algorithm": ",".join(service.CHECKSUMS),
+                "Tus-Checksum-Algorithm": ",".join(uploads.CHECKSUMS),
             },
         )
 
@@ -77,7 +77,7 @@ class UploadController(Controller):
         The upload's URL is in ``Location``; its id becomes the video's id."""
         if (wrong := _tus_version_problem(request)) is not None:
             return wrong
-        state = await service.create_upload(
+        state = await uploads.create_upload(
             db, identity, request.app.state.settings, request.headers.get("upload-length"),
             request.headers.get("upload-metadata", ""),
         )
@@ -92,7 +92,7 @@ class UploadController(Controller):
         """How many bytes the server has (tus core)."""
         if _tus_version_problem(request) is not None:
             return Response(None, status_code=412, headers={"Tus-Version": TUS_VERSION})
-        state = await service.upload_state(db, identity, request.app.state.settings, upload_id)
+        state = await uploads.upload_state(db, identity, request.app.state.settings, upload_id)
         return Response(None, status_code=200, headers=_tus_headers(state))
 
     @patch("/{upload_id:uuid}", status_code=200, request_max_body_size=MAX_PATCH_BYTES)  # 204 set below
@@ -109,7 +109,7 @@ class UploadController(Controller):
             response = problem(415, "Unsupported media type", "send the bytes as application/offset+octet-stream")
             response.headers.update(_tus_headers())
             return response
-        state, video_id = await service.append(
+        state, video_id = await uploads.append(
             db, identity, request.app.state.settings, upload_id, request.headers.get("upload-offset"),
             request.headers.get("upload-checksum"), request.stream(),
         )
@@ -123,7 +123,7 @@ class UploadController(Controller):
         """Abandon an upload and free its space (tus termination)."""
         if _tus_version_problem(request) is not None:
             return Response(None, status_code=412, headers={"Tus-Version": TUS_VERSION})
-        await service.terminate(db, identity, request.app.state.settings, upload_id)
+        await uploads.terminate(db, identity, request.app.state.settings, upload_id)
         return Response(None, status_code=204, headers=_tus_headers())
 
 
@@ -134,17 +134,17 @@ class VideoController(Controller):
     @get("/courses/{course_id:uuid}/videos")
     async def list_videos(self, db: AsyncSession, identity: Identity, course_id: uuid.UUID) -> VideoPage:
         """The course's videos with their transcoding and transcription state."""
-        return VideoPage(items=await service.course_videos(db, identity, course_id))
+        return VideoPage(items=await videos.course_videos(db, identity, course_id))
 
     @get("/videos/{video_id:uuid}")
     async def get_video(self, db: AsyncSession, identity: Identity, video_id: uuid.UUID) -> VideoOut:
         """One video: ``status`` (uploaded, transcoding, ready, failed), ``progress`` in percent."""
-        return await service.get_video(db, identity, video_id)
+        return await videos.get_video(db, identity, video_id)
 
     @patch("/videos/{video_id:uuid}")
     async def update_video(self, db: AsyncSession, identity: Identity, video_id: uuid.UUID, data: VideoPatch) -> VideoOut:
         """Rename a video or set its spoken language (null: the course's)."""
-        return await service.update_video(db, identity, video_id, data)
+        return await videos.update_video(db, identity, video_id, data)
 
     @get("/videos/{video_id:uuid}/playback")
     async def playback(
@@ -153,7 +153,7 @@ class VideoController(Controller):
         """Signed, expiring URLs to play the video: the HLS master playlist, poster, thumbnails
         and subtitles (409 while it is still being transcoded)."""
         app_state = request.app.state
-        grant = await service.playback(db, identity, app_state.settings, app_state.secrets, video_id, service.now())
+        grant = await playback.playback(db, identity, app_state.settings, app_state.secrets, video_id, playback.now())
         return Response(grant, headers={"Cache-Control": "private, no-store"})
 
     @get("/videos/{video_id:uuid}/transcript")
@@ -162,7 +162,7 @@ class VideoController(Controller):
         language: Annotated[str | None, Parameter(max_length=16)] = None,
     ) -> TranscriptOut:
         """The transcript's cues (the video's language unless ``language`` is given)."""
-        return await service.transcript(db, identity, video_id, language)
+        return await transcripts.transcript(db, identity, video_id, language)
 
     @put("/videos/{video_id:uuid}/transcript", request_max_body_size=MAX_WEBVTT_BYTES + 1)
     async def put_transcript(
@@ -174,7 +174,7 @@ class VideoController(Controller):
         if request.headers.get("content-type", "").split(";")[0].strip() not in ("text/vtt", "text/plain"):
             return problem(415, "Unsupported media type", "send the transcript as text/vtt")
         body = await request.body()
-        out = await service.publish_transcript(db, identity, request.app.state.settings, video_id, language, body.decode("utf-8", "replace"))
+        out = await transcripts.publish_transcript(db, identity, request.app.state.settings, video_id, language, body.decode("utf-8", "replace"))
         return Response(out)
 
     @post("/videos/{video_id:uuid}/transcribe", status_code=202)
@@ -183,7 +183,7 @@ class VideoController(Controller):
         data: TranscribeIn,
     ) -> Accepted:
         """Transcribe the video again (e.g. after its language was corrected)."""
-        await service.request_transcription(db, identity, request.app.state.settings, video_id, data.language)
+        await transcripts.request_transcription(db, identity, request.app.state.settings, video_id, data.language)
         return Accepted(video_id=video_id, status="pending")
 
 
@@ -201,9 +201,9 @@ class MediaPlaylistController(Controller):
         sig: str | None = None,
     ) -> Response[str]:
         app_state = request.app.state
-        text = await service.master(
-            db, app_state.settings, app_state.secrets, video_id, service.Grant.parse(exp, grant_scope, sig),
-            service.now(), request.headers.get("x-lmsd-client-ip", ""),
+        text = await playback.master(
+            db, app_state.settings, app_state.secrets, video_id, playback.Grant.parse(exp, grant_scope, sig),
+            playback.now(), request.headers.get("x-lmsd-client-ip", ""),
         )
         return Response(text, media_type=HLS, headers={"Cache-Control": "private, max-age=60"})
 
@@ -215,8 +215,8 @@ class MediaPlaylistController(Controller):
     ) -> Response[dict[str, Any]]:
         """HLS content steering: PATHWAY-PRIORITY by the client's region and pathway health."""
         app_state = request.app.state
-        manifest = service.steering(
-            app_state.settings, app_state.secrets, video_id, service.Grant.parse(exp, grant_scope, sig), service.now(),
+        manifest = playback.steering(
+            app_state.settings, app_state.secrets, video_id, playback.Grant.parse(exp, grant_scope, sig), playback.now(),
             request.headers.get("x-lmsd-client-ip", ""), app_state.pathway_health.unhealthy(),
         )
         return Response(manifest, headers={"Cache-Control": "no-store"})

@@ -34,8 +34,7 @@ from lmsd.events import connection, process
 from lmsd.events.consumers import ConsumerRunner, Stopping, dead_letter, held, kept_in_progress
 from lmsd.events.envelope import Undecodable, decode
 from lmsd.events.streams import consumer_spec
-from lmsd.media import service as media
-from lmsd.media import tools
+from lmsd.media import storage, tools, transcripts
 from lmsd.media.projection import MediaProjection
 from lmsd.media.transcribe import TranscriptionFailed, transcribe
 from lmsd.settings import Settings
@@ -134,7 +133,7 @@ class Transcriber:
             await held([msg], lambda: self._off(campus_id, video_id), stop, TRANSCRIBE.name)
             await msg.ack()
             return
-        source = media.source_file(self.settings, video_id)
+        source = storage.source_file(self.settings, video_id)
         self.beat.detail = f"transcribing {video_id}"
         work = asyncio.get_running_loop().run_in_executor(
             self.processes, transcribe, tools.ffmpeg(self.settings.media), Path(source), language, model
@@ -150,7 +149,7 @@ class Transcriber:
                     campus_id, TRANSCRIBE.name, uuid.UUID(event_id), msg.metadata.sequence.stream,
                 )
                 if claimed is not None:
-                    await media.save_transcript(
+                    await transcripts.save_transcript(
                         conn, self.settings, campus_id, row["course_id"], video_id, language, result.cues, "auto",
                         result.model, None, row["duration_ms"] / 1000,
                     )
@@ -203,8 +202,7 @@ async def sweep_uploads(pool: asyncpg.Pool, settings: Settings, stop: asyncio.Ev
         try:
             async with pool.acquire() as conn:
                 gone = await conn.fetch("DELETE FROM uploads WHERE expires_at < now() RETURNING id")
-            for row in gone:
-                media.upload_file(settings, row["id"]).unlink(missing_ok=True)
+            await storage.remove(*(storage.upload_file(settings, row["id"]) for row in gone))
             if gone:
                 log.info("removed %d expired uploads", len(gone))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
