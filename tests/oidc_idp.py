@@ -28,11 +28,15 @@ from tests.support import free_port_block
 
 
 class OidcTestProvider:
-    def __init__(self, email: str = "ada@uni.example", name: str = "Ada Lovelace", verified: bool = True) -> None:
+    def __init__(self, email: str = "ada@uni.example", name: str = "Ada Lovelace", verified: object = True) -> None:
+        """``verified`` is the ID token's email_verified claim as given (None: the claim is left out);
+        ``person`` may be changed between sign-ins."""
         self.port = free_port_block(1)
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.client_id, self.client_secret = "lmsd-campus", secrets.token_urlsafe(16)
-        self.person = {"email": email, "name": name, "email_verified": verified}
+        self.person: dict[str, Any] = {"email": email, "name": name}
+        if verified is not None:
+            self.person["email_verified"] = verified
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = "test-key-1"
         self.codes: dict[str, dict[str, Any]] = {}

@@ -288,6 +288,9 @@ class SsoProvider(Base):
     scopes: Mapped[str] = mapped_column(String(500), server_default="openid email profile", default="openid email profile")
     default_role: Mapped[str] = mapped_column(String(20), server_default="learner", default="learner")
     enabled: Mapped[bool] = mapped_column(Boolean, server_default="true", default=True)
+    # a campus admin vouches that this provider only hands out addresses their owners control:
+    # its e-mails count as verified without email_verified: true (lmsd.identity.sso)
+    trust_email: Mapped[bool] = mapped_column(Boolean, server_default="false", default=False)
 
 
 # -- the event backbone (docs/events.md) ---------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import secrets
@@ -26,6 +27,8 @@ RESET_TTL = dt.timedelta(hours=2)
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verifying against this keeps the time of "no such user" equal to "wrong password".
 _DUMMY_HASH = _hasher.hash("lmsd-timing-equaliser")
+# Argon2 is deliberately slow (tens of ms, tens of MiB): hashing and verifying run in a worker
+# thread (argon2-cffi releases the GIL), never on the event loop, and never under a row lock.
 
 
 def _now() -> dt.datetime:
@@ -36,12 +39,21 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def hash_password(password: str) -> str:
+async def hash_password(password: str) -> str:
+    """The Argon2id hash of a new password (checked first), computed off the event loop."""
     if len(password) < 12:
         raise Invalid("a password needs at least 12 characters", field="password", code="user.password_too_short")
     if len(password) > 1024:
         raise Invalid("a password may have at most 1024 characters", field="password", code="user.password_too_long")
-    return _hasher.hash(password)
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches (blocking: call it through :func:`asyncio.to_thread`)."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def identity_of(user: User) -> Identity:
@@ -72,7 +84,7 @@ async def ensure_admin(
         campus_id=campus_id,
         email=email.lower(),
         display_name="Administrator",
-        password_hash=hash_password(password),
+        password_hash=await hash_password(password),
         role="admin",
         platform_admin=platform_admin,  # the installer's admin also operates the deployment
     )
@@ -94,8 +106,10 @@ async def resolve_campus(session: AsyncSession, wanted: uuid.UUID | None, host: 
 async def authenticate(session: AsyncSession, campus_id: uuid.UUID, email: str, password: str) -> Identity:
     """Check a password. Repeated failures lock the account for a growing while (429).
 
-    The failure count is committed even though the sign-in fails, so callers must commit after
-    catching Unauthorized; :func:`sign_in` below does.
+    The attempt is counted as a failure first, under a short row lock that is committed at once:
+    parallel guesses cannot outrun the lockout, and no lock is held while Argon2 runs (in a
+    thread). A right password then clears the count, and a hash made with older parameters is
+    replaced by one with the current parameters (both committed by the caller's unit of work).
     """
     user = await session.scalar(
         select(User)
@@ -105,21 +119,26 @@ async def authenticate(session: AsyncSession, campus_id: uuid.UUID, email: str, 
     if user is not None and user.locked_until is not None and user.locked_until > _now():
         wait = int((user.locked_until - _now()).total_seconds()) + 1
         raise TooManyRequests(f"too many failed sign-ins; try again in {wait} s", code="auth.locked_out")
-    try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= LOCK_AFTER_FAILURES:
-                extra = min(2 ** (user.failed_logins - LOCK_AFTER_FAILURES), 15)
-                user.locked_until = _now() + dt.timedelta(minutes=extra)
-            await session.flush()
-        raise Unauthorized("wrong e-mail or password", code="auth.wrong_password") from None
-    if user is None:
+    if user is not None:
+        user.failed_logins += 1
+        if user.failed_logins >= LOCK_AFTER_FAILURES:
+            extra = min(2 ** (user.failed_logins - LOCK_AFTER_FAILURES), 15)
+            user.locked_until = _now() + dt.timedelta(minutes=extra)
+    await session.commit()  # the claim survives a failure, and the row lock ends here
+    stored = user.password_hash if user is not None else _DUMMY_HASH
+    if not await asyncio.to_thread(_verify, stored, password) or user is None:
         raise Unauthorized("wrong e-mail or password", code="auth.wrong_password")
-    if user.failed_logins or user.locked_until:
-        user.failed_logins, user.locked_until = 0, None
-        await session.flush()
+    await session.execute(
+        update(User).where(User.campus_id == campus_id, User.id == user.id).values(failed_logins=0, locked_until=None)
+    )
+    if _hasher.check_needs_rehash(stored):
+        rehashed = await asyncio.to_thread(_hasher.hash, password)
+        # only if the password did not change meanwhile (a reset must not be undone)
+        await session.execute(
+            update(User)
+            .where(User.campus_id == campus_id, User.id == user.id, User.password_hash == stored)
+            .values(password_hash=rehashed)
+        )
     return identity_of(user)
 
 
@@ -142,7 +161,7 @@ async def create_user(
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role", code="user.role_unknown")
     user = User(
         campus_id=actor.campus_id, email=email.strip().lower(), display_name=display_name,
-        password_hash=hash_password(password), role=role,
+        password_hash=await hash_password(password), role=role,
     )
     session.add(user)
     try:
@@ -203,7 +222,7 @@ async def finish_password_reset(session: AsyncSession, token: str, new_password:
         raise Unauthorized("this reset link is invalid or has expired", code="password_reset.invalid")
     user = await session.get(User, (campus_id, reset.user_id))
     assert user is not None
-    user.password_hash = hash_password(new_password)
+    user.password_hash = await hash_password(new_password)  # in a thread; the lock is this token's only
     user.failed_logins, user.locked_until = 0, None
     reset.used_at = _now()
     # A new password ends every existing session of the account.

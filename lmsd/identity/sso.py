@@ -4,6 +4,13 @@ The authorization request state (state, nonce, PKCE verifier) travels in a short
 signed with the deployment's session secret, so no server-side session is needed. The ID token
 is verified against the provider's published keys (issuer, audience, expiry, nonce); the account
 is matched by e-mail on the provider's campus and created on first sign-in.
+
+An e-mail address counts only when the provider vouches for it: the ID token says
+``email_verified: true``, or a campus admin marked the provider as trusted for e-mail
+(``trust_email``, for providers that only hand out addresses they own but omit the claim; an
+explicit false is still refused).
+Anything else (the claim missing, false, or "true" as a string) is refused before an account is
+looked up, so an address typed into some provider's profile never opens the account that has it.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ class ProviderIn:
     client_secret: str
     scopes: str = "openid email profile"
     default_role: str = "learner"
+    trust_email: bool = False  # its e-mails count as verified even without email_verified: true
 
 
 async def create_provider(session: AsyncSession, actor: Identity, data: ProviderIn) -> SsoProvider:
@@ -64,6 +72,7 @@ async def create_provider(session: AsyncSession, actor: Identity, data: Provider
     provider = SsoProvider(
         campus_id=actor.campus_id, slug=data.slug, name=data.name, issuer=data.issuer.rstrip("/"),
         client_id=data.client_id, client_secret=data.client_secret, scopes=data.scopes, default_role=data.default_role,
+        trust_email=data.trust_email,
     )
     session.add(provider)
     try:
@@ -170,8 +179,15 @@ async def finish(
         raise Unauthorized(f"the identity provider refused the sign-in: {exc}") from None
     claims = _verify_id_token(token.get("id_token", ""), jwks, provider, saved["n"])
     email = str(claims.get("email", "")).strip().lower()
-    if not email or claims.get("email_verified") is False:
-        raise Unauthorized("the identity provider did not give a verified e-mail address")
+    if not email:
+        raise Unauthorized("the identity provider did not give an e-mail address", code="sso.email_missing")
+    if not email_verified(claims, provider):
+        raise Unauthorized(
+            f"{provider.name} did not confirm that {email} is yours (no email_verified: true), so it cannot "
+            "sign you in to an account with that address; sign in with your password, or ask the campus "
+            "administrator to mark this provider as trusted for e-mail",
+            code="sso.email_unverified",
+        )
     user = await session.scalar(select(User).where(User.campus_id == campus_id, User.email == email))
     if user is None:
         user = User(
@@ -181,6 +197,15 @@ async def finish(
         session.add(user)
         await session.flush()
     return identity_of(user)
+
+
+def email_verified(claims: dict[str, Any], provider: SsoProvider) -> bool:
+    """Whether the ID token's e-mail may name an account: an explicit JSON ``true``; or, from a
+    provider the campus admin trusts for e-mail, anything but the provider saying it is not."""
+    claim = claims.get("email_verified")
+    if claim is True:
+        return True
+    return bool(provider.trust_email) and claim not in (False, "false")
 
 
 def _verify_id_token(raw: str, jwks: dict[str, Any], provider: SsoProvider, nonce: str) -> dict[str, Any]:

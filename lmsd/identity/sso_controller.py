@@ -28,6 +28,8 @@ class ProviderBody(msgspec.Struct, forbid_unknown_fields=True):
     client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     scopes: Annotated[str, msgspec.Meta(max_length=500)] = "openid email profile"
     default_role: Literal["learner", "instructor", "admin"] = "learner"
+    # its e-mails count as verified even when the ID token lacks email_verified: true
+    trust_email: bool = False
 
 
 class ProviderOut(msgspec.Struct):
@@ -38,12 +40,13 @@ class ProviderOut(msgspec.Struct):
     client_id: str
     scopes: str
     default_role: str
+    trust_email: bool
     login_path: str  # the client secret is never returned
 
 
 def _out(p: object) -> ProviderOut:
     return ProviderOut(
-        p.id, p.slug, p.name, p.issuer, p.client_id, p.scopes, p.default_role,  # type: ignore[attr-defined]
+        p.id, p.slug, p.name, p.issuer, p.client_id, p.scopes, p.default_role, p.trust_email,  # type: ignore[attr-defined]
         f"/api/v1/sso/{p.campus_id}/{p.slug}/login",  # type: ignore[attr-defined]
     )
 

@@ -359,12 +359,14 @@ class AdminPages(PortalPages):
         form = await _form(request, page)
         values = {name: _text(form, name) for name in PROVIDER_FIELDS}
         values["slug"] = values["slug"].lower()
+        values["trust_email"] = "true" if _text(form, "trust_email") == "true" else ""
         secret = _text(form, "client_secret")
         errors = _provider_errors(values, secret)
         if not errors:
             data = sso.ProviderIn(
                 slug=values["slug"], name=values["provider_name"], issuer=values["issuer"], client_id=values["client_id"],
                 client_secret=secret, scopes=values["scopes"], default_role=values["default_role"],
+                trust_email=bool(values["trust_email"]),
             )
             try:
                 async with db.begin_nested():

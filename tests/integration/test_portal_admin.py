@@ -350,6 +350,10 @@ async def test_campus_name_logo_and_providers(database: Database) -> None:
         assert "is offered on the sign-in page" in r.text and ">Enabled<" in r.text
         overview = (await c.get("/admin")).text
         assert re.search(r"<dt>Sign-in providers</dt><dd>1</dd>", overview)
+        # trusting a provider's e-mail addresses is the admin's explicit choice (a checkbox, off by default)
+        assert "<td>Verified by the provider only</td>" in (await c.get("/admin/campus")).text
+        r = await c.post("/admin/sso", data={**full, "slug": "c-uni", "trust_email": "true"}, headers=ORIGIN)
+        assert r.status_code == 200 and "<td>Trusted</td>" in r.text and 'id="f-trust_email"' in r.text
 
 
 async def test_default_language_applies_to_visitors(database: Database) -> None:

@@ -11,10 +11,10 @@ from tests.db import Database
 from tests.oidc_idp import OidcTestProvider
 
 
-async def _register(c, adm, idp: OidcTestProvider, slug: str) -> dict:  # type: ignore[no-untyped-def]
+async def _register(c, adm, idp: OidcTestProvider, slug: str, **extra: object) -> dict:  # type: ignore[no-untyped-def]
     r = await c.post("/api/v1/sso/providers", headers=adm.h, json={
         "slug": slug, "name": "University IdP", "issuer": idp.issuer, "client_id": idp.client_id,
-        "client_secret": idp.client_secret,
+        "client_secret": idp.client_secret, **extra,
     })
     assert r.status_code == 201, r.text
     assert "client_secret" not in r.text
@@ -86,3 +86,55 @@ async def test_unverified_email_and_provider_management(database: Database) -> N
             assert refused.status_code == 401 and "verified" in refused.json()["detail"]
             listed = (await c.get("/api/v1/sso/providers", headers=adm.h)).json()
             assert "uni-c" in [p["slug"] for p in listed] and "client_secret" not in str(listed)
+
+
+async def test_an_unconfirmed_email_never_opens_an_existing_account(database: Database) -> None:
+    """The provider hands out the admin's address: only email_verified: true (or a provider the
+    campus admin trusts for e-mail) may sign in to that account."""
+    admin_email = database.settings.campus.admin_email
+    with OidcTestProvider(email=admin_email.upper(), verified=None) as idp:
+        async with client(database) as c:
+            adm = await admin(c, database)
+            users_before = (await c.get("/api/v1/users?limit=100", headers=adm.h)).json()
+            provider = await _register(c, adm, idp, "uni-untrusted")
+            assert provider["trust_email"] is False  # the default
+            for claim in (None, False, "true", 1):  # left out, false, and not a JSON true
+                if claim is None:
+                    idp.person.pop("email_verified", None)
+                else:
+                    idp.person["email_verified"] = claim
+                c.cookies.clear()
+                refused = await _sign_in(c, provider)
+                assert refused.status_code == 401, (claim, refused.text)
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                body = refused.json()
+                assert body["code"] == "sso.email_unverified", body
+                assert admin_email in body["detail"] and "email_verified" in body["detail"]
+                assert "lmsd_session" not in refused.cookies
+            # nothing was linked or created
+            assert (await c.get("/api/v1/users?limit=100", headers=adm.h)).json() == users_before
+            # the provider confirms the address: the account that has it signs in
+            idp.person["email_verified"] = True
+            c.cookies.clear()
+            done = await _sign_in(c, provider)
+            assert done.status_code == 303, done.text
+            session = done.cookies.get("lmsd_session") or c.cookies.get("lmsd_session")
+            me = (await c.get("/api/v1/me", headers={"authorization": f"Bearer {session}"})).json()
+            assert me["id"] == adm.id
+
+            # a provider the campus admin trusts for e-mail: its addresses count as verified
+            idp.person.pop("email_verified")
+            trusted = await _register(c, adm, idp, "uni-trusted", trust_email=True)
+            assert trusted["trust_email"] is True
+            listed = {p["slug"]: p["trust_email"] for p in (await c.get("/api/v1/sso/providers", headers=adm.h)).json()}
+            assert listed["uni-trusted"] is True and listed["uni-untrusted"] is False
+            c.cookies.clear()
+            done = await _sign_in(c, trusted)
+            assert done.status_code == 303, done.text
+            session = done.cookies.get("lmsd_session") or c.cookies.get("lmsd_session")
+            assert (await c.get("/api/v1/me", headers={"authorization": f"Bearer {session}"})).json()["id"] == adm.id
+            # ... but not when the provider itself says the address is not confirmed
+            idp.person["email_verified"] = False
+            c.cookies.clear()
+            refused = await _sign_in(c, trusted)
+            assert refused.status_code == 401 and refused.json()["code"] == "sso.email_unverified"
