@@ -27,7 +27,7 @@ def main() -> int:
         return 1
     uvicorn.run(
         app,
-        host="127.0.0.1",
+        host="127.0.0.1",  # loopback by nature: a worker is reached only through the gateway on this host
         port=args.port,
         log_level="warning",
         access_log=False,

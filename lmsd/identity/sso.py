@@ -65,6 +65,7 @@ async def create_provider(session: AsyncSession, actor: Identity, data: Provider
     policy.require(actor, "sso.manage")
     if data.default_role not in ROLES:
         raise Invalid(f"default_role must be one of {', '.join(ROLES)}")
+    # Plain http only for a provider on this very machine (loopback by nature: development, tests).
     if not data.issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise Invalid("the issuer must be an https URL")
     if "openid" not in data.scopes.split():

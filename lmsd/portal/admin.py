@@ -126,6 +126,7 @@ def _provider_errors(values: dict[str, str], secret: str) -> FormErrors:
     issuer = values["issuer"]
     if not issuer:
         errors["issuer"] = _("Enter the issuer URL of the identity provider.")
+    # Plain http only for a provider on this very machine (loopback by nature), as identity.sso checks.
     elif len(issuer) > 500 or not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")) or " " in issuer:
         errors["issuer"] = _("The issuer must be an https:// URL.")
     if not values["client_id"]:
