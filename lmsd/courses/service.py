@@ -84,6 +84,14 @@ async def load_course(
     return course, rel
 
 
+async def managed_course(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> Course:
+    """The course if the actor may change it (its instructors, campus admins): 404 for a course
+    they may not see, 403 for one they may only read."""
+    course, rel = await load_course(session, actor, course_id)
+    policy.require(actor, "course.update", rel)
+    return course
+
+
 async def catalog(
     session: AsyncSession,
     actor: Identity,
@@ -357,11 +365,13 @@ async def update_lesson(
     policy.require(actor, "course.update", rel)
     check_version(lesson.version, if_match)
     changes = _changes(patch)
+    # checked before the lesson changes: a refused edit leaves nothing for the session to flush
+    after = {"video_id": lesson.video_id, "quiz_id": lesson.quiz_id, **changes}
+    _check_kind(lesson.kind, after["video_id"], after["quiz_id"])
+    if "video_id" in changes:
+        await _check_video(session, actor.campus_id, lesson.course_id, changes["video_id"])
     for key, value in changes.items():
         setattr(lesson, key, value)
-    _check_kind(lesson.kind, lesson.video_id, lesson.quiz_id)
-    if "video_id" in changes:
-        await _check_video(session, actor.campus_id, lesson.course_id, lesson.video_id)
     lesson.version += 1
     await session.flush()
     return lesson

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd import pagination, policy
 from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import load_course
-from lmsd.db.models import Enrolment, User
+from lmsd.db.models import CourseInstructor, Enrolment, User
 from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.events import outbox
 from lmsd.events.envelope import NewEvent
@@ -59,6 +59,19 @@ async def enrol_user(
     if starts_at and ends_at and ends_at <= starts_at:
         raise Invalid("ends_at must be after starts_at", field="ends_at", code="enrolment.ends_before_start")
     return await _enrol(session, actor, course_id, user_id, starts_at, ends_at)
+
+
+async def enrol_by_email(session: AsyncSession, actor: Identity, course_id: uuid.UUID, email: str) -> Enrolment:
+    """Enrol the account of this campus with this e-mail address (any case), as staff."""
+    _, rel = await load_course(session, actor, course_id)
+    policy.require(actor, "enrolment.manage", rel)
+    address = email.strip().lower()
+    if "@" not in address:
+        raise Invalid("enter the person's e-mail address", field="email", code="enrolment.email_required")
+    user_id = await session.scalar(select(User.id).where(User.campus_id == actor.campus_id, User.email == address))
+    if user_id is None:
+        raise NotFound("nobody on this campus has this e-mail address", field="email", code="enrolment.unknown_email")
+    return await _enrol(session, actor, course_id, user_id, None, None)
 
 
 async def _enrol(
@@ -115,13 +128,54 @@ async def list_enrolments(
     return pagination.page_of(rows, size)
 
 
-async def set_status(session: AsyncSession, actor: Identity, enrolment_id: uuid.UUID, status: str) -> Enrolment:
+async def list_with_people(
+    session: AsyncSession, actor: Identity, course_id: uuid.UUID, cursor: str | None, limit: int | None
+) -> tuple[pagination.Page[Enrolment], dict[uuid.UUID, User]]:
+    """A page of :func:`list_enrolments` and the accounts it names, by id."""
+    found = await list_enrolments(session, actor, course_id, cursor, limit)
+    if not found.items:
+        return found, {}
+    users = await session.scalars(
+        select(User).where(User.campus_id == actor.campus_id, User.id.in_([e.user_id for e in found.items]))
+    )
+    return found, {u.id: u for u in users}
+
+
+async def counts(session: AsyncSession, actor: Identity, course_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Active and completed enrolments per course, for the courses among ``course_ids`` whose
+    enrolments the actor may list (campus admins: any; instructors: those they teach). A course
+    with nobody enrolled, or not the actor's to see, is absent."""
+    if not course_ids:
+        return {}
+    query = (
+        select(Enrolment.course_id, func.count())
+        .where(
+            Enrolment.campus_id == actor.campus_id,
+            Enrolment.course_id.in_(course_ids),
+            Enrolment.status.in_(("active", "completed")),
+        )
+        .group_by(Enrolment.course_id)
+    )
+    if not policy.allowed(actor, "enrolment.list"):  # without a course's relation: campus admins only
+        taught = select(CourseInstructor.course_id).where(
+            CourseInstructor.campus_id == actor.campus_id, CourseInstructor.user_id == actor.user_id
+        )
+        query = query.where(Enrolment.course_id.in_(taught))
+    return {row[0]: int(row[1]) for row in await session.execute(query)}
+
+
+async def set_status(
+    session: AsyncSession, actor: Identity, enrolment_id: uuid.UUID, status: str, *, staff: bool = False
+) -> Enrolment:
+    """Change an enrolment's status. A learner may withdraw themselves; anything else, and any
+    change made with ``staff`` (the instructor's pages, even on their own enrolment), needs
+    ``enrolment.manage`` on the course."""
     enrolment = await session.get(Enrolment, (actor.campus_id, enrolment_id), with_for_update=True)
     if enrolment is None:
         raise NotFound("no such enrolment")
     _, rel = await load_course(session, actor, enrolment.course_id)
     own_withdrawal = enrolment.user_id == actor.user_id and status == "withdrawn"
-    if not own_withdrawal:
+    if staff or not own_withdrawal:
         policy.require(actor, "enrolment.manage", rel)
     was = enrolment.status
     enrolment.status = status

@@ -44,6 +44,9 @@ from lmsd.errors import Forbidden, LmsdError
 from lmsd.identity.tokens import TokenIssuer
 from lmsd.policy import Identity
 from lmsd.portal import i18n
+from lmsd.portal.forms import (
+    FormErrors as FormErrors,  # it moved to forms.py; imported from here by older pages
+)
 from lmsd.portal.static_files import asset_url
 from lmsd.server.errors import status_of
 
@@ -107,10 +110,6 @@ class SignInRequired(Exception):
     def __init__(self, next_url: str) -> None:
         super().__init__(next_url)
         self.next_url = next_url
-
-
-class FormErrors(dict[str, str]):
-    """Field name → the message shown under it (already translated)."""
 
 
 def _environment() -> Environment:

@@ -41,6 +41,16 @@ async def create_quiz(session: AsyncSession, actor: Identity, course_id: uuid.UU
     return quiz, questions
 
 
+async def course_quizzes(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> list[Quiz]:
+    """A course's quizzes by title (without their questions), for those who may read them."""
+    _, rel = await load_course(session, actor, course_id)
+    policy.require(actor, "quiz.read", rel)
+    rows = await session.scalars(
+        select(Quiz).where(Quiz.campus_id == actor.campus_id, Quiz.course_id == course_id).order_by(Quiz.title, Quiz.id)
+    )
+    return list(rows.all())
+
+
 async def load_quiz(
     session: AsyncSession, actor: Identity, quiz_id: uuid.UUID
 ) -> tuple[Quiz, list[Question], policy.Relations]:
