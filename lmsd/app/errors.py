@@ -7,6 +7,7 @@ from __future__ import annotations
 from lmsd.errors import LmsdError
 from lmsd.media.audio import TranscriptionFailed
 from lmsd.media.errors import BadRequest, ChecksumMismatch, Gone, TooLarge, UnsupportedType
+from lmsd.media.subtitles import InvalidSubtitles
 
 CAPABILITY_STATUS: dict[type[LmsdError], tuple[int, str]] = {
     ChecksumMismatch: (460, "Checksum mismatch"),  # the tus checksum extension's status
@@ -15,6 +16,7 @@ CAPABILITY_STATUS: dict[type[LmsdError], tuple[int, str]] = {
     BadRequest: (400, "Bad request"),
     Gone: (410, "Gone"),
     TranscriptionFailed: (422, "Transcription failed"),
+    InvalidSubtitles: (422, "Invalid subtitles"),
 }
 
 __all__ = ["CAPABILITY_STATUS"]

@@ -32,8 +32,6 @@ class TranscriptionFailed(Invalid):
     file, another language) or the configured model, never by retrying the same job.
     """
 
-    title = "Transcription failed"
-
 
 def _ffmpeg_reason(stderr: str, source: Path) -> str:
     """ffmpeg's own explanation: its last few lines on one line, at most 300 characters, without

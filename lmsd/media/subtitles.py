@@ -63,9 +63,7 @@ __all__ = [
 
 
 class InvalidSubtitles(Invalid):
-    """A WebVTT file was rejected; the message names the line. Maps to 422 problem+json."""
-
-    title = "Invalid subtitles"
+    """A WebVTT file was rejected; the message names the line (422 "Invalid subtitles", lmsd.app.errors)."""
 
 
 def _fail(line: int, message: str) -> InvalidSubtitles:

@@ -1,0 +1,1 @@
+"""Tests of the HTTP edge: the unit of work, the error table, problem+json."""
