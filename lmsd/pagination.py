@@ -1,24 +1,43 @@
 """Cursor pagination (keyset): stable under inserts, O(page) at any depth.
 
-A cursor is opaque to clients: base64url of the last row's sort key. A cursor that does not
-decode is bad input (Invalid -> 400), never a 500.
+A cursor is opaque to clients (pass back a page's ``next_cursor`` unchanged), but its shape is
+part of the contract: the published pattern says exactly which strings are cursors, so that
+every string it allows names a position and every other string is refused (400). A cursor
+for a list ordered by id is the last id as 32 hex digits; one for a list ordered by time then
+id (xAPI statements) is ``<microseconds since 1970>.<id>``.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Generic, TypeVar
+
+from litestar.params import Parameter
 
 from lmsd.errors import Invalid
 
 T = TypeVar("T")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
+ID_CURSOR = r"^[0-9a-f]{32}$"
+TIME_ID_CURSOR = r"^[0-9]{1,16}\.[0-9a-f]{32}$"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The query parameters of a list endpoint, declared once: Litestar validates them and the
+# OpenAPI document states the same constraints.
+Cursor = Annotated[
+    str | None,
+    Parameter(pattern=ID_CURSOR, description="the next_cursor of the previous page, unchanged"),
+]
+TimeCursor = Annotated[
+    str | None,
+    Parameter(pattern=TIME_ID_CURSOR, description="the cursor in the previous page's `more` link, unchanged"),
+]
+Limit = Annotated[int | None, Parameter(ge=1, le=MAX_LIMIT, description=f"page size (default {DEFAULT_LIMIT})")]
 
 
 @dataclass(frozen=True)
@@ -27,37 +46,39 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def encode_key(**parts: str) -> str:
-    """A cursor for a sort key of one or more columns (each given as text)."""
-    raw = json.dumps(parts, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_key(cursor: str, **parsers: Callable[[str], Any]) -> dict[str, Any]:
-    """The sort key of ``encode_key``, each part through its parser; anything else is Invalid."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return {name: parse(data[name]) for name, parse in parsers.items()}
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise Invalid("invalid cursor: pass back the next_cursor of a previous page unchanged") from None
+def _invalid() -> Invalid:
+    return Invalid("invalid cursor: pass back the next_cursor of a previous page unchanged", field="cursor", code="pagination.bad_cursor")
 
 
 def encode(last_id: uuid.UUID) -> str:
-    return encode_key(a=str(last_id))
+    return last_id.hex
 
 
 def decode(cursor: str | None) -> uuid.UUID | None:
     if not cursor:
         return None
-    found: uuid.UUID = decode_key(cursor, a=uuid.UUID)["a"]
-    return found
+    if not re.fullmatch(ID_CURSOR, cursor):
+        raise _invalid()
+    return uuid.UUID(hex=cursor)
+
+
+def encode_at(at: datetime, last_id: uuid.UUID) -> str:
+    """A cursor for a list ordered by (time, id)."""
+    return f"{(at - EPOCH) // timedelta(microseconds=1)}.{last_id.hex}"
+
+
+def decode_at(cursor: str) -> tuple[datetime, uuid.UUID]:
+    if not re.fullmatch(TIME_ID_CURSOR, cursor):
+        raise _invalid()
+    micros, hex_id = cursor.split(".")
+    return EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
 
 
 def limit_of(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
     if not 1 <= limit <= MAX_LIMIT:
-        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}")
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     return limit
 
 

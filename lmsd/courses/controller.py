@@ -10,6 +10,7 @@ from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lmsd import pagination
 from lmsd.courses import archive, service
 from lmsd.courses.schemas import (
     CourseIn,
@@ -27,11 +28,18 @@ from lmsd.courses.schemas import (
     ModulePatch,
     OutlineOut,
     Reorder,
+    Status,
 )
 from lmsd.db.models import Course, Lesson, Module
 from lmsd.policy import Identity
 
-IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
+# Required by every conditional update: without it the service answers 428 (lmsd.server.openapi
+# marks it required in the document). `*` is any version; the weak ETag of a response names one.
+IfMatch = Annotated[
+    str | None,
+    Parameter(header="If-Match", required=False, pattern=r'^(\*|(W/)?"[0-9]{1,18}")$',
+              description='the ETag you read (W/"<version>"), or * for any version'),
+]
 
 
 def etag(version: int) -> dict[str, str]:
@@ -88,12 +96,12 @@ class CourseController(Controller):
         self,
         db: AsyncSession,
         identity: Identity,
-        cursor: str | None = None,
-        limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
+        cursor: pagination.Cursor = None,
+        limit: pagination.Limit = None,
         q: Annotated[str | None, Parameter(max_length=100)] = None,
         language: Annotated[str | None, Parameter(max_length=16)] = None,
         tag: Annotated[str | None, Parameter(max_length=64)] = None,
-        status: Annotated[str | None, Parameter(max_length=16)] = None,
+        status: Status | None = None,
     ) -> CoursePage:
         """The campus catalog (published courses; staff may ask for draft or archived ones)."""
         page = await service.catalog(

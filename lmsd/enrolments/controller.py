@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, Response, get, patch, post
-from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lmsd import pagination
 from lmsd.db.models import Enrolment
 from lmsd.enrolments import service
 from lmsd.enrolments.schemas import EnrolIn, EnrolmentOut, EnrolmentPage, EnrolmentPatch
@@ -42,8 +41,8 @@ class EnrolmentController(Controller):
         db: AsyncSession,
         identity: Identity,
         course_id: uuid.UUID,
-        cursor: str | None = None,
-        limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
+        cursor: pagination.Cursor = None,
+        limit: pagination.Limit = None,
     ) -> EnrolmentPage:
         page = await service.list_enrolments(db, identity, course_id, cursor, limit)
         return EnrolmentPage([enrolment_out(e) for e in page.items], page.next_cursor)

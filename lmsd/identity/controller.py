@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lmsd import pagination
 from lmsd.db.models import User
 from lmsd.identity import service, tokens
 from lmsd.policy import Identity
@@ -140,8 +140,8 @@ class UserController(Controller):
         self,
         db: AsyncSession,
         identity: Identity,
-        cursor: str | None = None,
-        limit: Annotated[int | None, Parameter(ge=1, le=100)] = None,
+        cursor: pagination.Cursor = None,
+        limit: pagination.Limit = None,
         role: Literal["learner", "instructor", "admin"] | None = None,
     ) -> UserPage:
         """Accounts of your campus (campus admins)."""

@@ -243,8 +243,7 @@ async def statements(
     if until is not None:
         where.append(f"stored <= {arg(until)}")
     if cursor:
-        key = pagination.decode_key(cursor, s=datetime.fromisoformat, i=uuid.UUID)
-        stored, sid = key["s"], key["i"]
+        stored, sid = pagination.decode_at(cursor)
         where.append(f"(stored, id) {'>' if ascending else '<'} ({arg(stored)}, {arg(sid)})")
     order = "ASC" if ascending else "DESC"
     rows = await conn.fetch(
@@ -259,5 +258,5 @@ async def statements(
             "agent": agent, "verb": verb, "activity": activity, "since": since and since.isoformat(),
             "until": until and until.isoformat(), "limit": limit, "ascending": str(ascending).lower(),
         }.items() if v is not None}
-        more = "/api/v1/xapi/statements?" + urlencode({**query, "cursor": pagination.encode_key(s=last["stored"].isoformat(), i=str(last["id"]))})
+        more = "/api/v1/xapi/statements?" + urlencode({**query, "cursor": pagination.encode_at(last["stored"], last["id"])})
     return StatementPage([xapi.statement(decode(r["event"]), base_url) for r in rows[:limit]], more)
