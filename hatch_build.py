@@ -1,7 +1,9 @@
 """Build hook: compile the Rust workspace in release mode and ship its binaries in the wheel.
 
 An installed lmsd finds them in ``lmsd/_bin`` and never needs cargo. ``LMSD_SKIP_CARGO=1``
-skips the compile when ``lmsd/_bin`` is already filled (CI builds once and reuses).
+skips the compile when ``lmsd/_bin`` is already filled (scripts/bootstrap builds once and
+reuses). In a checkout the compile goes through ``scripts/cargo-cached`` (the target dir in the
+user's cache, shared by clones) unless ``CARGO_TARGET_DIR`` names one.
 
 The portal's browser dependencies are installed from ``lmsd/portal/web/package-lock.json`` with
 ``npm ci`` and copied into ``lmsd/portal/static/vendor`` (gitignored, shipped as a wheel
@@ -11,6 +13,7 @@ artifact), so an installed lmsd never needs node either.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -53,14 +56,16 @@ class CargoBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         bin_dir.mkdir(exist_ok=True)
         have_all = all((bin_dir / name).exists() for name in BINARIES)
         if not (os.environ.get("LMSD_SKIP_CARGO") == "1" and have_all):
-            target = Path(os.environ.get("CARGO_TARGET_DIR", root / "target"))
-            cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
-            subprocess.run(
-                [cargo, "build", "--release", "--locked", "--workspace", "--bins"],
-                cwd=root,
-                check=True,
-                env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+            cargo = [shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")]
+            cached = root / "scripts" / "cargo-cached"  # a checkout: the target dir in the user's cache
+            if cached.exists() and not os.environ.get("CARGO_TARGET_DIR"):
+                cargo = [str(cached)]
+            subprocess.run([*cargo, "build", "--release", "--locked", "--workspace", "--bins"], cwd=root, check=True)
+            meta = subprocess.run(
+                [*cargo, "metadata", "--format-version", "1", "--no-deps", "--locked"],
+                cwd=root, check=True, capture_output=True, text=True,
             )
+            target = Path(json.loads(meta.stdout)["target_directory"])
             for name in BINARIES:
                 shutil.copy2(target / "release" / name, bin_dir / name)
         if self.target_name == "wheel" and version != "editable":

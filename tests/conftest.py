@@ -1,12 +1,22 @@
-"""Fixtures shared by every suite."""
+"""Fixtures shared by every suite, and how pytest-xdist shares the work.
+
+Three sizes of test bed, cheapest first:
+- ``db``: an AsyncSession on the session-wide ``database`` (one migrated PostgreSQL per worker,
+  no stack) inside a transaction rolled back after the test. Service tests with tests/factories.
+- ``database``: the same PostgreSQL, committed to; for in-process API and portal tests.
+- ``shared_campus`` (one install per module), ``campus`` and ``fresh`` (one per test): the whole
+  stack through the real CLI, for the end-to-end journeys only.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from lmsd.db.engine import make_engine
 from tests.db import Database, start_database
 from tests.support import Campus, new_campus
 
@@ -38,6 +48,29 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     db.stop()
 
 
+@pytest.fixture
+async def db(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session whose every change is rolled back after the test.
+
+    The connection's outer transaction is never committed; the session joins it with a
+    savepoint, so a service's own ``commit()`` ends the savepoint only and the test carries on
+    in the same outer transaction. A call expected to fail goes in ``async with
+    db.begin_nested():`` so that what it wrote (or a failed statement) is undone, and nothing
+    before it."""
+    engine = make_engine(database.settings, database.secrets, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            outer = await conn.begin()
+            session = AsyncSession(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
+            try:
+                yield session
+            finally:
+                await session.close()
+                await outer.rollback()
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
     """One running campus for a whole module of read-mostly tests."""
@@ -46,3 +79,49 @@ def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
     assert result.returncode == 0, result.stdout + result.stderr
     yield c
     c.lmsd("down", timeout=120)
+
+
+# -- sharing the work between xdist workers (scripts/test: -n 2 --dist loadgroup) -------------
+
+# Modules measured as the longest (seconds of one worker, scripts/test's summary): started first
+# so that the two workers finish together rather than one waiting on a late long module.
+LONGEST = {
+    "tests.integration.test_events_faults": 300,
+    "tests.integration.test_events": 200,
+    "tests.integration.test_video": 200,
+    "tests.integration.test_stack": 150,
+    "tests.integration.test_schemathesis": 150,
+}
+
+
+def _module_scoped(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A module whose tests share a module-scoped fixture (a campus, a browser, a replica) runs on
+    one worker, so the fixture is made once and not once per worker; so does each of the longest
+    modules (two 100k-event fault tests at once on 2 cores would time each other out). Slow work
+    is sent first."""
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        if (_module_scoped(item) or module in LONGEST) and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(module or item.nodeid))
+
+    def own_weight(item: pytest.Item) -> tuple[int, int]:
+        module = item.module.__name__ if item.module else ""
+        if module in LONGEST:
+            return (0, -LONGEST[module])
+        if item.get_closest_marker("slow"):
+            return (1, 0)
+        return (2, 0)
+
+    # one weight per module (its heaviest test's), so a module's tests keep their order
+    by_module: dict[str, tuple[int, int]] = {}
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        by_module[module] = min(by_module.get(module, (9, 0)), own_weight(item))
+    items.sort(key=lambda item: by_module[item.module.__name__ if item.module else ""])  # stable

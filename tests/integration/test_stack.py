@@ -38,6 +38,13 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.fixture(scope="module")
+def campus(shared_campus: Campus) -> Campus:
+    """One install for the module (not one per test): each test leaves the campus running and
+    healthy for the next, in file order (tests/conftest.py keeps a module on one worker)."""
+    return shared_campus
+
+
 def wait_for(predicate, timeout: float = 60, interval: float = 0.5):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
