@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -101,6 +102,30 @@ async def set_logo(session: AsyncSession, actor: Identity, data: bytes | None) -
         update(Campus).where(Campus.id == actor.campus_id).values(logo=data, logo_type=kind, logo_hash=digest)
     )
     return kind
+
+
+@dataclass(frozen=True)
+class Branding:
+    """What every portal page shows of its campus (public: the sign-in page shows it too)."""
+
+    id: uuid.UUID
+    name: str
+    has_logo: bool
+    default_locale: str
+    logo_hash: str  # "" without a logo; pages link the logo with it so a new one is not cached
+
+
+async def branding_of(session: AsyncSession, campus_id: uuid.UUID) -> Branding:
+    """A campus's name, default language and whether it has a logo."""
+    row = (
+        await session.execute(
+            select(Campus.id, Campus.name, Campus.logo_type, Campus.default_locale, Campus.logo_hash)
+            .where(Campus.id == campus_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such campus")
+    return Branding(row.id, row.name, row.logo_type is not None, row.default_locale, row.logo_hash or "")
 
 
 async def logo_of(session: AsyncSession, campus_id: uuid.UUID) -> tuple[bytes, str, str] | None:

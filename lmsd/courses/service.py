@@ -128,6 +128,17 @@ async def catalog(
     return pagination.page_of(rows, size)
 
 
+async def catalog_facets(session: AsyncSession, actor: Identity, *, max_tags: int = 200) -> tuple[list[str], list[str]]:
+    """The catalog's filter choices: the languages and tags of the campus's published courses,
+    each sorted (at most ``max_tags`` tags)."""
+    policy.require(actor, "course.read_published")
+    published = (Course.campus_id == actor.campus_id, Course.status == "published")
+    languages = (await session.scalars(select(Course.language).where(*published).distinct())).all()
+    tag = func.unnest(Course.tags)
+    tags = (await session.scalars(select(tag).where(*published).distinct().order_by(tag).limit(max_tags))).all()
+    return sorted(languages), sorted(tags)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

@@ -36,6 +36,16 @@ async def active_enrolment_id(session: AsyncSession, actor: Identity, course_id:
     )
 
 
+async def own_enrolment(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> Enrolment | None:
+    """The actor's own enrolment in a course of their campus, whatever its status, or None."""
+    return await session.scalar(
+        select(Enrolment).where(
+            Enrolment.campus_id == actor.campus_id, Enrolment.course_id == course_id,
+            Enrolment.user_id == actor.user_id,
+        )
+    )
+
+
 async def enrol_self(session: AsyncSession, actor: Identity, course_id: uuid.UUID) -> Enrolment:
     course, rel = await load_course(session, actor, course_id)
     policy.require(actor, "enrolment.self", rel)

@@ -270,3 +270,54 @@ async def count_users(session: AsyncSession, actor: Identity) -> dict[str, int]:
     counts = dict.fromkeys(ROLES, 0)
     counts.update({role: int(n) for role, n in rows.all()})
     return counts
+
+
+# -- the signed-in person's own profile -----------------------------------------------------------
+
+DISPLAY_NAME_MAX = 200
+LOCALES = ("en", "fr", "es")  # the portal's shipped languages
+
+
+def profile_problems(display_name: str, locale: str) -> list[Invalid]:
+    """Every rule a profile breaks (a form shows them all at once); empty when it is valid."""
+    problems: list[Invalid] = []
+    name = " ".join(display_name.split())
+    if not name:
+        problems.append(Invalid("enter a display name", field="display_name", code="user.display_name_missing"))
+    elif len(name) > DISPLAY_NAME_MAX:
+        problems.append(Invalid(
+            f"a display name may have at most {DISPLAY_NAME_MAX} characters",
+            field="display_name", code="user.display_name_too_long",
+        ))
+    if locale not in LOCALES:
+        problems.append(Invalid(
+            f"language must be one of {', '.join(LOCALES)}", field="language", code="user.locale_unknown"
+        ))
+    return problems
+
+
+async def update_profile(session: AsyncSession, actor: Identity, display_name: str, locale: str) -> User:
+    """Change one's own display name (spaces collapsed, 1 to 200 characters) and language."""
+    user = await get_user(session, actor, actor.user_id)
+    for problem in profile_problems(display_name, locale):
+        raise problem
+    user.display_name, user.locale = " ".join(display_name.split()), locale
+    await session.flush()
+    return user
+
+
+async def set_locale(session: AsyncSession, actor: Identity, locale: str) -> None:
+    """Remember the language one chose (the portal's language picker)."""
+    if locale not in LOCALES:
+        raise Invalid(f"language must be one of {', '.join(LOCALES)}", field="language", code="user.locale_unknown")
+    user = await get_user(session, actor, actor.user_id)
+    user.locale = locale
+    await session.flush()
+
+
+async def locale_of(session: AsyncSession, actor: Identity) -> str | None:
+    """The language of one's own profile, None when not chosen (or the account is gone)."""
+    return await session.scalar(
+        select(User.locale).where(User.campus_id == actor.campus_id, User.id == actor.user_id)
+    )
+

@@ -89,6 +89,16 @@ async def list_providers(session: AsyncSession, actor: Identity) -> list[SsoProv
     return list((await session.scalars(query)).all())
 
 
+async def enabled_providers(session: AsyncSession, campus_id: uuid.UUID) -> list[SsoProvider]:
+    """The providers a campus's sign-in page offers, by name (public: no one is signed in yet)."""
+    query = (
+        select(SsoProvider)
+        .where(SsoProvider.campus_id == campus_id, SsoProvider.enabled.is_(True))
+        .order_by(SsoProvider.name)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def _provider(session: AsyncSession, campus_id: uuid.UUID, slug: str) -> SsoProvider:
     provider = await session.scalar(
         select(SsoProvider).where(SsoProvider.campus_id == campus_id, SsoProvider.slug == slug, SsoProvider.enabled)

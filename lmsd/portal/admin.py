@@ -1,56 +1,38 @@
 """Portal: the campus admin's pages: users and roles, campus settings, health.
 
-Every page is for the campus role ``admin`` (others get the 403 page) and works on the admin's
+The health page is :mod:`lmsd.portal.health`. Every page is for the campus role ``admin`` (others get the 403 page) and works on the admin's
 own campus only: the services scope every query to ``page.who.campus_id``, so another campus's
 ids are not found (404). ``/campus/logo`` is public: the sign-in page shows it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State, UploadFile
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.campuses import service as campuses
-from lmsd.errors import Conflict, Forbidden, Invalid, LmsdError, NotFound
+from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.identity import service as identity
 from lmsd.identity import sso
-from lmsd.ops.status import collect
+from lmsd.portal.health import HealthPages
 from lmsd.portal.i18n import fmt_date
 from lmsd.portal.i18n import gettext as _
-from lmsd.portal.pages import FormErrors, Page, PortalPages, portal
+from lmsd.portal.pages import FormErrors, Page, PortalPages, admin_page, portal
+from lmsd.server.session import DbSession
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-HEALTH_TIMEOUT_S = 20
 USERS_PER_PAGE = 50
 LOGO_CSP_SVG = "default-src 'none'; style-src 'unsafe-inline'"
 
 
 def _role_names() -> dict[str, str]:
     return {"learner": _("Learner"), "instructor": _("Instructor"), "admin": _("Administrator")}
-
-
-def _state_names() -> dict[str, str]:
-    return {
-        "running": _("running"), "starting": _("starting"), "stopping": _("stopping"), "stopped": _("stopped"),
-        "failed": _("failed"), "backoff": _("restarting"), "paused": _("paused"), "unknown": _("unknown"),
-    }
-
-
-async def _admin_page(request: Request[Any, Any, State], db: AsyncSession) -> Page:
-    """The page context of a campus admin; anyone else gets the 403 page."""
-    page = await portal(request, db)
-    if page.who is None or page.who.role != "admin":
-        raise Forbidden("campus administrators only")
-    return page
 
 
 async def _form(request: Request[Any, Any, State], page: Page) -> dict[str, Any]:
@@ -89,7 +71,7 @@ def _user_errors(values: dict[str, str], password: str) -> FormErrors:
 
 async def _users_page(
     page: Page,
-    db: AsyncSession,
+    db: DbSession,
     *,
     cursor: str | None = None,
     status: int = 200,
@@ -146,7 +128,7 @@ def _provider_errors(values: dict[str, str], secret: str) -> FormErrors:
 
 async def _campus_page(
     page: Page,
-    db: AsyncSession,
+    db: DbSession,
     *,
     status: int = 200,
     settings_values: dict[str, str] | None = None,
@@ -161,7 +143,7 @@ async def _campus_page(
         settings_values=settings_values or {"name": page.campus.name, "default_locale": page.campus.default_locale},
         provider_values=provider_values or {
             "slug": "", "provider_name": "", "issuer": "", "client_id": "", "scopes": "openid email profile",
-            "default_role": "learner",
+            "default_role": "learner", "trust_email": "",
         },
         providers=providers, errors=errors or FormErrors(), message=message, roles=_role_names(),
         max_kib=campuses.LOGO_MAX_BYTES // 1024,
@@ -182,47 +164,12 @@ def _logo_error(data: bytes) -> str:
     return ""
 
 
-# -- health --------------------------------------------------------------------------------------
-
-
-async def _health(settings: Any, db: AsyncSession) -> dict[str, Any]:
-    """What ``lmsd status`` shows; without a supervisor (an API run on its own, tests) a report
-    that says so, with the database checked through this worker's own connection."""
-    try:
-        report = await asyncio.wait_for(collect(settings), HEALTH_TIMEOUT_S)
-    except (LmsdError, TimeoutError, OSError) as exc:
-        report = {"healthy": False, "supervisor": {"pid": None, "state": "stopped"}, "components": [],
-                  "events": None, "error": str(exc)}
-    try:
-        await db.execute(text("SELECT 1"))
-        report["database_ok"] = True
-    except Exception:  # noqa: BLE001 - any failure means the database does not answer this worker
-        report["database_ok"] = False
-    return report
-
-
-def _events_text(bus: dict[str, Any] | None) -> str:
-    if bus is None:
-        return _("Not checked: PostgreSQL or NATS does not answer.")
-    if "error" in bus:
-        return _("Unknown (%(error)s)") % {"error": bus["error"]}
-    relay = bus["relay"]
-    behind = ", ".join(
-        _("%(name)s %(count)s behind") % {"name": c["name"], "count": c["pending"] + c["unacknowledged"]}
-        for c in bus["consumers"]
-    )
-    return _("Relay backlog %(backlog)s (oldest %(lag)s s); consumers: %(consumers)s; dead letters: %(dead)s") % {
-        "backlog": relay["backlog"], "lag": f"{relay['lag_s']:.1f}", "consumers": behind or "-",
-        "dead": bus["dead_letters"],
-    }
-
-
-class AdminPages(PortalPages):
+class AccountsAndCampusPages(PortalPages):
     path = "/"
 
     @get("/admin")
-    async def overview(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def overview(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         counts = await identity.count_users(db, page.who)
         providers = await sso.list_providers(db, page.who)
@@ -234,9 +181,9 @@ class AdminPages(PortalPages):
     # users
 
     @get("/admin/users")
-    async def users(self, request: Request[Any, Any, State], db: AsyncSession, cursor: str | None = None,
+    async def users(self, request: Request[Any, Any, State], db: DbSession, cursor: str | None = None,
                     created: uuid.UUID | None = None, changed: uuid.UUID | None = None) -> Response[Any]:
-        page = await _admin_page(request, db)
+        page = await admin_page(request, db)
         assert page.who is not None
         message = ""
         for done, wording in ((created, _("Account created for %(email)s.")),
@@ -250,8 +197,8 @@ class AdminPages(PortalPages):
         return await _users_page(page, db, cursor=cursor, message=message)
 
     @post("/admin/users", status_code=200)
-    async def create_user(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def create_user(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         form = await _form(request, page)
         values = {"email": _text(form, "email").lower(), "display_name": _text(form, "display_name"),
@@ -274,8 +221,8 @@ class AdminPages(PortalPages):
         return await _users_page(page, db, status=422, values=values, errors=errors)
 
     @post("/admin/users/{user_id:uuid}/role", status_code=200)
-    async def change_role(self, request: Request[Any, Any, State], db: AsyncSession, user_id: uuid.UUID) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def change_role(self, request: Request[Any, Any, State], db: DbSession, user_id: uuid.UUID) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         form = await _form(request, page)
         role = _text(form, "role")
@@ -291,8 +238,8 @@ class AdminPages(PortalPages):
         return page.redirect(f"/admin/users?changed={user_id}")
 
     @post("/admin/users/{user_id:uuid}/password-reset", status_code=200)
-    async def password_reset(self, request: Request[Any, Any, State], db: AsyncSession, user_id: uuid.UUID) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def password_reset(self, request: Request[Any, Any, State], db: DbSession, user_id: uuid.UUID) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         await _form(request, page)
         user = await identity.get_user(db, page.who, user_id)
@@ -304,8 +251,8 @@ class AdminPages(PortalPages):
     # campus settings and sign-in providers
 
     @get("/admin/campus")
-    async def campus(self, request: Request[Any, Any, State], db: AsyncSession, saved: str = "") -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def campus(self, request: Request[Any, Any, State], db: DbSession, saved: str = "") -> Response[Any]:
+        page = await admin_page(request, db)
         messages = {
             "settings": _("The campus settings are saved."), "logo": _("The new logo is saved."),
             "logo-removed": _("The logo is removed."), "provider": _("The sign-in provider is added."),
@@ -315,8 +262,8 @@ class AdminPages(PortalPages):
         return await _campus_page(page, db, message=messages.get(saved, ""))
 
     @post("/admin/campus", status_code=200)
-    async def save_campus(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def save_campus(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         form = await _form(request, page)
         values = {"name": _text(form, "name"), "default_locale": _text(form, "default_locale")}
@@ -333,8 +280,8 @@ class AdminPages(PortalPages):
         return page.redirect("/admin/campus?saved=settings")
 
     @post("/admin/campus/logo", status_code=200)
-    async def upload_logo(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def upload_logo(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         form = await _form(request, page)
         upload = form.get("logo")
@@ -346,16 +293,16 @@ class AdminPages(PortalPages):
         return page.redirect("/admin/campus?saved=logo")
 
     @post("/admin/campus/logo/remove", status_code=200)
-    async def remove_logo(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def remove_logo(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         await _form(request, page)
         await campuses.set_logo(db, page.who, None)
         return page.redirect("/admin/campus?saved=logo-removed")
 
     @post("/admin/sso", status_code=200)
-    async def add_provider(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def add_provider(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         form = await _form(request, page)
         values = {name: _text(form, name) for name in PROVIDER_FIELDS}
@@ -381,8 +328,8 @@ class AdminPages(PortalPages):
         return await _campus_page(page, db, status=422, provider_values=values, errors=errors)
 
     @post("/admin/sso/{provider_id:uuid}/enabled", status_code=200)
-    async def toggle_provider(self, request: Request[Any, Any, State], db: AsyncSession, provider_id: uuid.UUID) -> Response[Any]:
-        page = await _admin_page(request, db)
+    async def toggle_provider(self, request: Request[Any, Any, State], db: DbSession, provider_id: uuid.UUID) -> Response[Any]:
+        page = await admin_page(request, db)
         assert page.who is not None
         form = await _form(request, page)
         enabled = _text(form, "enabled") == "true"
@@ -390,7 +337,7 @@ class AdminPages(PortalPages):
         return page.redirect("/admin/campus?saved=" + ("provider-enabled" if enabled else "provider-disabled"))
 
     @get("/campus/logo")
-    async def logo(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def logo(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         """The campus logo (public: the sign-in page shows it); the 404 page when there is none."""
         page = await portal(request, db, required=False)
         found = await campuses.logo_of(db, page.campus.id)
@@ -409,23 +356,4 @@ class AdminPages(PortalPages):
             return Response(b"", status_code=304, headers=headers)
         return Response(data, media_type=kind, headers=headers)
 
-    # health
-
-    @get("/admin/health")
-    async def health(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
-        page = await _admin_page(request, db)
-        report = await _health(request.app.state.settings, db)
-        supervised = report["supervisor"]["pid"] is not None
-        states = _state_names()
-        rows = [
-            {
-                **row,
-                "state_text": states.get(row["state"], row["state"]) if supervised else _("not running under the supervisor"),
-            }
-            for row in report["components"]
-        ]
-        replicas = [r for r in rows if r["name"].startswith("postgres-replica-")]
-        return page.render(
-            "admin/health.html", title=_("Health"), report=report, rows=rows, replicas=replicas, supervised=supervised,
-            events=_events_text(report.get("events")),
-        )
+AdminPages = Router(path="/", route_handlers=[AccountsAndCampusPages, HealthPages], include_in_schema=False)

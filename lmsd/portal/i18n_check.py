@@ -2,8 +2,8 @@
 ``.po`` entries to fill in (and exits 1), per shipped language. The unit tests run the same check.
 
 Strings are found where the portal marks them: ``_()``, ``gettext()``, ``ngettext()`` and
-``{% trans %}`` in ``lmsd/portal/templates``; ``_()``/``gettext()``/``ngettext()`` in
-``lmsd/portal/*.py`` (``_ = i18n.gettext``)."""
+``{% trans %}`` in ``lmsd/portal/templates``; ``_()``/``gettext()``/``ngettext()``/``N_()`` in
+``lmsd/portal/*.py`` and ``lmsd/portal/<package>/*.py`` (``_ = i18n.gettext``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 def used() -> dict[str, str]:
     """msgid (a plural's singular) → where it is first used."""
     found: dict[str, str] = {}
-    method_map = [("templates/**.html", "jinja2"), ("*.py", "python")]
+    # the portal's modules and those of its packages (learner/, teach/): one level down
+    method_map = [("templates/**.html", "jinja2"), ("*.py", "python"), ("*/*.py", "python")]
     options = {"templates/**.html": {"extensions": "jinja2.ext.i18n,jinja2.ext.do"}}
     for filename, lineno, message, _comments, _context in extract_from_dir(
         PORTAL, method_map=method_map, options_map=options, keywords=KEYWORDS

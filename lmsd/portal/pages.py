@@ -36,11 +36,10 @@ from litestar.datastructures import Cookie, State
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 from markupsafe import Markup
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.db.models import Campus, User
+from lmsd.campuses import service as campuses
 from lmsd.errors import Forbidden, LmsdError
+from lmsd.identity import service as identity
 from lmsd.identity.tokens import TokenIssuer
 from lmsd.policy import Identity
 from lmsd.portal import i18n
@@ -49,6 +48,7 @@ from lmsd.portal.forms import (
 )
 from lmsd.portal.static_files import asset_url
 from lmsd.server.errors import status_of
+from lmsd.server.session import DbSession
 
 log = logging.getLogger("lmsd.portal")
 COOKIE = "lmsd_session"
@@ -177,7 +177,7 @@ class Page:
 
     def render(self, template: str, status: int = 200, csp: str | None = None, **values: Any) -> Response[str]:
         """The template as the response; ``csp`` replaces the default policy (a page with the
-        video player needs its media origins: ``lmsd.portal.video.watch_page_csp``)."""
+        video player needs its media origins: ``lmsd.portal.player.watch_page_csp``)."""
         i18n.activate(self.lang)
         csrf = self.csrf
 
@@ -195,18 +195,12 @@ class Page:
         return Redirect(url, status_code=303, cookies=self.cookies)
 
 
-async def _brand(db: AsyncSession, campus_id: uuid.UUID) -> Brand:
-    row = (
-        await db.execute(
-            select(
-                Campus.id, Campus.name, Campus.logo_type, Campus.default_locale, Campus.logo_hash
-            ).where(Campus.id == campus_id)
-        )
-    ).one()
-    return Brand(row.id, row.name, row.logo_type is not None, row.default_locale, (row.logo_hash or "")[:12])
+async def _brand(db: DbSession, campus_id: uuid.UUID) -> Brand:
+    found = await campuses.branding_of(db, campus_id)
+    return Brand(found.id, found.name, found.has_logo, found.default_locale, found.logo_hash[:12])
 
 
-async def portal(request: Request[Any, Any, State], db: AsyncSession, *, required: bool = True) -> Page:
+async def portal(request: Request[Any, Any, State], db: DbSession, *, required: bool = True) -> Page:
     """The context of a portal page. Raises :class:`SignInRequired` when ``required`` and nobody
     (or an expired session) is signed in."""
     found = session_of(request)
@@ -215,14 +209,20 @@ async def portal(request: Request[Any, Any, State], db: AsyncSession, *, require
     who, token = found if found is not None else (None, "")
     campus_id = who.campus_id if who is not None else uuid.UUID(request.app.state.settings.campus.id)
     brand = await _brand(db, campus_id)
-    profile = None
-    if who is not None:
-        profile = await db.scalar(select(User.locale).where(User.campus_id == who.campus_id, User.id == who.user_id))
+    profile = await identity.locale_of(db, who) if who is not None else None
     lang = i18n.negotiate(
         profile, request.cookies.get(i18n.LANG_COOKIE), request.headers.get("accept-language"), brand.default_locale
     )
     i18n.activate(lang)
     return Page(request, who, token, lang, brand)
+
+
+async def admin_page(request: Request[Any, Any, State], db: DbSession) -> Page:
+    """The page context of a campus admin (the administration pages); anyone else gets the 403 page."""
+    page = await portal(request, db)
+    if page.who is None or page.who.role != "admin":
+        raise Forbidden("campus administrators only")
+    return page
 
 
 def safe_next(url: str | None) -> str:

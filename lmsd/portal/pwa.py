@@ -28,7 +28,6 @@ from typing import Any, Literal
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
-from sqlalchemy.ext.asyncio import AsyncSession
 
 import lmsd
 from lmsd.courses.service import get_lesson
@@ -41,6 +40,7 @@ from lmsd.portal.i18n import gettext as _
 from lmsd.portal.pages import CSP, CSRF_HEADER, Page, PortalPages, check_csrf, portal, session_of
 from lmsd.portal.static_files import asset_url
 from lmsd.server.errors import domain_error, problem
+from lmsd.server.session import DbSession
 
 PORTAL_DIR = Path(__file__).resolve().parent
 SW_SOURCE = PORTAL_DIR / "templates" / "pwa" / "sw.js"
@@ -181,7 +181,7 @@ class PwaPages(PortalPages):
     path = "/"
 
     @get("/manifest.webmanifest")
-    async def manifest(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[bytes]:
+    async def manifest(self, request: Request[Any, Any, State], db: DbSession) -> Response[bytes]:
         page = await portal(request, db, required=False)
         body = msgspec.json.encode(manifest(page.campus.name, page.lang))
         return Response(
@@ -200,7 +200,7 @@ class PwaPages(PortalPages):
         )
 
     @get("/offline")
-    async def offline(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[str]:
+    async def offline(self, request: Request[Any, Any, State], db: DbSession) -> Response[str]:
         """The offline page; the worker's copy is made without the session (no token in it)."""
         page = await portal(request, db, required=False)
         if request.headers.get(PRECACHE_HEADER):
@@ -220,7 +220,7 @@ class PwaPages(PortalPages):
         return Response(messages(), headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
     @post("/offline/progress", status_code=200)
-    async def progress(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def progress(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         """Record the learner's offline queue of completions; ``{"accepted", "duplicates"}``."""
         try:
             found = session_of(request)
@@ -247,11 +247,9 @@ class PwaPages(PortalPages):
                 for e in events
             ])
             accepted = await learning.record_activity(db, who, batch, MAX_EVENTS)
-        except BadBody as exc:
-            await db.rollback()
+        except BadBody as exc:  # a 4xx: the request's unit of work rolls back whatever was written
             return exc.response()
         except LmsdError as exc:
-            await db.rollback()
             return domain_error(request, exc)
         return Response({"accepted": accepted.accepted, "duplicates": accepted.duplicates})
 

@@ -18,7 +18,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import Body
 from litestar.response import Redirect
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.courses.service import get_lesson
 from lmsd.enrolments import service as enrolments
@@ -28,7 +27,8 @@ from lmsd.learning.schemas import ActivityBatch, ActivityIn
 from lmsd.media import service as media
 from lmsd.policy import Identity
 from lmsd.portal.pages import CSRF_HEADER, check_csrf, csrf_token, session_of
-from lmsd.portal.video import Transcoding, render_watch_page
+from lmsd.portal.player import Transcoding, render_watch_page
+from lmsd.server.session import DbSession
 
 MAX_RANGES = 500
 
@@ -40,7 +40,7 @@ class WatchedRanges(msgspec.Struct):
     csrf_token: str = ""  # only when the browser had to fall back to sendBeacon (no headers)
 
 
-async def _video_lesson(db: AsyncSession, who: Identity, lesson_id: uuid.UUID) -> tuple[Any, uuid.UUID]:
+async def _video_lesson(db: DbSession, who: Identity, lesson_id: uuid.UUID) -> tuple[Any, uuid.UUID]:
     lesson = await get_lesson(db, who, lesson_id)
     if lesson.kind != "video" or lesson.video_id is None:
         raise NotFound("this lesson has no video")
@@ -59,7 +59,7 @@ class WatchController(Controller):
     include_in_schema = False
 
     @get("/{lesson_id:uuid}")
-    async def page(self, request: Request[Any, Any, State], db: AsyncSession, lesson_id: uuid.UUID) -> Response[Any]:
+    async def page(self, request: Request[Any, Any, State], db: DbSession, lesson_id: uuid.UUID) -> Response[Any]:
         found = session_of(request)
         if found is None:
             return Redirect("/", status_code=303)
@@ -92,7 +92,7 @@ class WatchController(Controller):
         )
 
     @get("/{lesson_id:uuid}/status")
-    async def status(self, request: Request[Any, Any, State], db: AsyncSession, lesson_id: uuid.UUID) -> Response[Any]:
+    async def status(self, request: Request[Any, Any, State], db: DbSession, lesson_id: uuid.UUID) -> Response[Any]:
         found = session_of(request)
         if found is None:
             raise Forbidden("sign in first")
@@ -108,7 +108,7 @@ class WatchController(Controller):
     async def progress(
         self,
         request: Request[Any, Any, State],
-        db: AsyncSession,
+        db: DbSession,
         lesson_id: uuid.UUID,
         data: Annotated[WatchedRanges, Body()],
     ) -> None:

@@ -69,6 +69,25 @@ async def load_quiz(
     return quiz, list(questions), rel
 
 
+async def attempts_used(session: AsyncSession, actor: Identity, quiz_id: uuid.UUID) -> int:
+    """How many attempts the actor has made at a quiz they may read (their own rows only)."""
+    quiz = await session.get(Quiz, (actor.campus_id, quiz_id))
+    if quiz is None:
+        raise NotFound("no such quiz")
+    _, rel = await load_course(session, actor, quiz.course_id)
+    policy.require(actor, "quiz.read", rel)
+    return await _attempts_of(session, actor, quiz_id)
+
+
+async def _attempts_of(session: AsyncSession, actor: Identity, quiz_id: uuid.UUID) -> int:
+    found = await session.scalar(
+        select(func.count()).where(
+            Attempt.campus_id == actor.campus_id, Attempt.quiz_id == quiz_id, Attempt.user_id == actor.user_id
+        )
+    )
+    return int(found or 0)
+
+
 async def submit_attempt(
     session: AsyncSession, actor: Identity, quiz_id: uuid.UUID, answers: dict[str, Any]
 ) -> tuple[Attempt, list[tuple[uuid.UUID, bool, float]]]:

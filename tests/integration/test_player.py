@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from lmsd.portal.player import Transcoding, render_watch_page
 from lmsd.portal.static_files import TYPES, resolve
-from lmsd.portal.video import Transcoding, render_watch_page
 
 if TYPE_CHECKING:
     from tests.browser import BrowserPage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from lmsd.portal.video import Transcoding, render_watch_page, watch_page_csp
+from lmsd.portal.player import Transcoding, render_watch_page, watch_page_csp
 
 EVIL = '"><script>alert(1)</script>&'
 

@@ -1,4 +1,7 @@
-"""The watch page: a pure function from what the route knows to HTML and the CSP it needs.
+"""The video player's markup: a pure function from what a page knows to HTML and the CSP it needs.
+
+The routes that show it are :mod:`lmsd.portal.watch` (``/watch/<lesson>``) and the video
+lessons of :mod:`lmsd.portal.learner.lessons`.
 
 No inline script: ``static/player.js`` finds the ``<video class="lmsd-player">`` (or the
 transcoding box) by class and reads everything from ``data-`` attributes. The progress endpoint

@@ -1,59 +1,49 @@
-"""Portal pages every visitor meets: the home redirect, sign-in and sign-out, the language."""
+"""Portal pages every visitor meets: the home redirect, sign-in and sign-out, the language
+picker, password reset. The rules are the identity service's; these pages only show them."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.db.models import SsoProvider, User
 from lmsd.errors import LmsdError
+from lmsd.identity import service as identity
+from lmsd.identity import sso
 from lmsd.identity.service import finish_password_reset, sign_in
 from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 from lmsd.portal import i18n
 from lmsd.portal.pages import COOKIE, FormErrors, Page, PortalPages, portal, safe_next, same_origin
 from lmsd.server.errors import status_of
+from lmsd.server.session import DbSession
 
 MIN_PASSWORD = 12  # as the API's password-reset confirmation
 
 
-async def _providers(db: AsyncSession, campus_id: uuid.UUID) -> list[SsoProvider]:
-    return list(
-        await db.scalars(
-            select(SsoProvider)
-            .where(SsoProvider.campus_id == campus_id, SsoProvider.enabled.is_(True))
-            .order_by(SsoProvider.name)
-        )
-    )
-
-
 async def _sign_in_page(
-    page: Page, db: AsyncSession, status: int = 200, error: str = "", email: str = "", next_url: str = "/",
+    page: Page, db: DbSession, status: int = 200, error: str = "", email: str = "", next_url: str = "/",
     notice: str = "",
 ) -> Response[str]:
-    providers = await _providers(db, page.campus.id)
+    providers = await sso.enabled_providers(db, page.campus.id)
     return page.render(
         "login.html", status=status, title=i18n.gettext("Sign in"), error=error, email=email,
         next=safe_next(next_url), providers=providers, notice=notice,
     )
 
 
-class PortalController(PortalPages):
+class AccountPages(PortalPages):
     path = "/"
 
     @get("/")
-    async def home(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def home(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await portal(request, db, required=False)
         return page.redirect("/my" if page.who is not None else "/login")
 
     @get("/login")
     async def login_form(
-        self, request: Request[Any, Any, State], db: AsyncSession, next: str = "/", reset: str = ""
+        self, request: Request[Any, Any, State], db: DbSession, next: str = "/", reset: str = ""
     ) -> Response[Any]:
         page = await portal(request, db, required=False)
         if page.who is not None:
@@ -62,7 +52,7 @@ class PortalController(PortalPages):
         return await _sign_in_page(page, db, next_url=next, notice=notice)
 
     @post("/login", status_code=303)
-    async def login(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def login(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await portal(request, db, required=False)
         form = await request.form()
         email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
@@ -89,14 +79,14 @@ class PortalController(PortalPages):
         return page.redirect(safe_next(next_url))
 
     @get("/password-reset")
-    async def password_reset_form(self, request: Request[Any, Any, State], db: AsyncSession, token: str = "") -> Response[Any]:
+    async def password_reset_form(self, request: Request[Any, Any, State], db: DbSession, token: str = "") -> Response[Any]:
         """The link an admin hands over (``/password-reset?token=…``): choose a new password."""
         page = await portal(request, db, required=False)
         return page.render("password_reset.html", title=i18n.gettext("Choose a new password"), token=token,
                            errors=FormErrors(), problem="")
 
     @post("/password-reset", status_code=303)
-    async def password_reset(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def password_reset(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await portal(request, db, required=False)
         form = await request.form()
         token, password, confirm = (str(form.get(k, "")) for k in ("token", "password", "confirm"))
@@ -121,7 +111,7 @@ class PortalController(PortalPages):
         return page.redirect("/login?reset=1")
 
     @post("/logout", status_code=303)
-    async def logout(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def logout(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await portal(request, db, required=False)
         if page.who is not None:
             page.check_csrf(str((await request.form()).get("csrf_token", "")))
@@ -130,7 +120,7 @@ class PortalController(PortalPages):
         return response
 
     @post("/language", status_code=303)
-    async def language(self, request: Request[Any, Any, State], db: AsyncSession) -> Response[Any]:
+    async def language(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         """The language picker: a cookie for everyone, and the profile's language when signed in."""
         page = await portal(request, db, required=False)
         form = await request.form()
@@ -143,9 +133,7 @@ class PortalController(PortalPages):
             return page.render("error.html", status=422, title=i18n.gettext("Unknown language"),
                                detail=i18n.gettext("Choose one of the languages in the list."))
         if page.who is not None:
-            await db.execute(
-                update(User).where(User.campus_id == page.who.campus_id, User.id == page.who.user_id).values(locale=lang)
-            )
+            await identity.set_locale(db, page.who, lang)
         page.remember_language(lang)
         back = request.headers.get("referer", "/")
         return page.redirect(safe_next(_path_of(back)))
