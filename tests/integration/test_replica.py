@@ -22,10 +22,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from lmsd.app import create_app
 from lmsd.db.models import Campus as CampusRow
 from lmsd.db.routing import STATE_SQL, Database, RoutingSession, format_lsn, parse_lsn
 from lmsd.runtime import postgres, replica
-from lmsd.app import create_app
 from tests.api import admin
 from tests.db import Database as Primary
 from tests.db import start_database, start_replica, stop_replica

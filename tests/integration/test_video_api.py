@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from lmsd.app import create_app
 from lmsd.contracts.v1 import envelope_pb2
 from lmsd.events.connection import pg_connect
 from lmsd.media import signing
-from lmsd.app import create_app
 from lmsd.settings import Pathway
 from tests.api import admin, client, course, person
 from tests.db import Database
