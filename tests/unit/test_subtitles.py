@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lmsd.app.errors import CAPABILITY_STATUS
 from lmsd.errors import Invalid
 from lmsd.media import subtitles
 from lmsd.media.cues import Cue, Word, cues_from_words, wrap_lines
@@ -220,7 +221,8 @@ def test_parse_rejects_bad_files_naming_the_line(content: str, message: str) -> 
     with pytest.raises(InvalidSubtitles) as caught:
         parse_webvtt(content)
     assert str(caught.value).startswith(message), str(caught.value)
-    assert isinstance(caught.value, Invalid) and caught.value.status_code == 422
+    assert isinstance(caught.value, Invalid)
+    assert CAPABILITY_STATUS[InvalidSubtitles] == (422, "Invalid subtitles")
 
 
 def test_parse_rejects_a_file_too_large_or_not_utf8() -> None:
