@@ -8,14 +8,15 @@ from litestar import Controller, Response, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.campuses import service
+from lmsd.identity.schemas import Email, NewPassword
 from lmsd.policy import Identity
 
 
 class CampusIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=service.NAME_MAX)]
     host: Annotated[str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")]
-    admin_email: Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-    admin_password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+    admin_email: Email
+    admin_password: NewPassword
 
 
 class CampusOut(msgspec.Struct):

@@ -44,6 +44,7 @@ async def list_campuses(session: AsyncSession, actor: Identity) -> list[Campus]:
 # -- the portal's branding: name, language of anonymous pages, logo ---------------------------
 
 LOGO_MAX_BYTES = 256 * 1024
+NAME_MAX = 200  # a campus's name (the API's CampusIn states the same)
 LOCALES = ("en", "fr", "es")
 _SVG_DANGER = re.compile(rb"<script|javascript:|\bon[a-z]+\s*=|<foreignobject|<!entity", re.IGNORECASE)
 
@@ -68,14 +69,27 @@ def svg_is_safe(data: bytes) -> bool:
     return _SVG_DANGER.search(data) is None
 
 
+def branding_problems(name: str, default_locale: str) -> list[Invalid]:
+    """Every rule a campus's name and language break (a form shows them all at once)."""
+    problems: list[Invalid] = []
+    name = name.strip()
+    if not name:
+        problems.append(Invalid("enter the campus name", field="name", code="campus.name_missing"))
+    elif len(name) > NAME_MAX:
+        problems.append(Invalid(f"a campus name has at most {NAME_MAX} characters", field="name", code="campus.name_too_long"))
+    if default_locale not in LOCALES:
+        problems.append(Invalid(
+            f"default_locale must be one of {', '.join(LOCALES)}", field="default_locale", code="campus.locale_unknown"
+        ))
+    return problems
+
+
 async def update_branding(session: AsyncSession, actor: Identity, name: str, default_locale: str) -> Campus:
     """Rename the actor's campus and set the language of its pages for visitors not signed in."""
     policy.require(actor, "campus.brand")
+    for problem in branding_problems(name, default_locale):
+        raise problem
     name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise Invalid("the campus name needs 1 to 200 characters", field="name", code="campus.name_length")
-    if default_locale not in LOCALES:
-        raise Invalid(f"default_locale must be one of {', '.join(LOCALES)}", field="default_locale", code="campus.locale_unknown")
     campus = await session.get(Campus, actor.campus_id)
     if campus is None:
         raise NotFound("no such campus")

@@ -14,14 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lmsd import pagination
 from lmsd.db.models import User
 from lmsd.identity import service, tokens
+from lmsd.identity.schemas import DisplayName, Email, NewPassword, Password
 from lmsd.policy import Identity
-
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(max_length=320)]
+    email: Annotated[str, msgspec.Meta(max_length=service.EMAIL_MAX)]
     password: Password
     campus: uuid.UUID | None = None
 
@@ -48,9 +46,9 @@ class MeOut(msgspec.Struct):
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    display_name: DisplayName
     role: Literal["learner", "instructor", "admin"]
-    password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+    password: NewPassword
 
 
 class UserOut(msgspec.Struct):
@@ -73,7 +71,7 @@ class ResetOut(msgspec.Struct):
 
 class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    new_password: Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
+    new_password: NewPassword
 
 
 def user_out(u: User) -> UserOut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import re
 import secrets
 import uuid
 
@@ -39,12 +40,51 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# The rules of an account's fields: the API's schemas (identity.controller) and the portal's forms
+# take their limits from here, and the service checks them whatever the entry point.
+PASSWORD_MIN = 12
+PASSWORD_MAX = 1024
+EMAIL_MAX = 320
+# Not "@" nor white space, as Python and ECMAScript (the OpenAPI document's readers) both count it:
+# Python's \s adds \x1c-\x1f and \x85, ECMAScript's adds \ufeff.
+EMAIL_PATTERN = r"^[^@\s\x1c-\x1f\x85\ufeff]+@[^@\s\x1c-\x1f\x85\ufeff]+$"
+DISPLAY_NAME_MAX = 200
+_EMAIL = re.compile(EMAIL_PATTERN)
+
+
+def password_problems(password: str) -> list[Invalid]:
+    """Why ``password`` cannot be a new password (empty: it can)."""
+    if len(password) < PASSWORD_MIN:
+        return [Invalid(f"a password needs at least {PASSWORD_MIN} characters", field="password", code="user.password_too_short")]
+    if len(password) > PASSWORD_MAX:
+        return [Invalid(f"a password may have at most {PASSWORD_MAX} characters", field="password", code="user.password_too_long")]
+    return []
+
+
+def user_problems(email: str, display_name: str, role: str, password: str) -> list[Invalid]:
+    """Every rule a new account breaks (a form shows them all at once); empty when it is valid.
+    The same rules as the API's schema states (``UserIn``), so the API refuses nothing more."""
+    problems: list[Invalid] = []
+    if not email:
+        problems.append(Invalid("enter an e-mail address", field="email", code="user.email_missing"))
+    elif len(email) > EMAIL_MAX or not _EMAIL.match(email):
+        problems.append(Invalid("this is not an e-mail address", field="email", code="user.email_invalid"))
+    if not display_name:
+        problems.append(Invalid("enter a display name", field="display_name", code="user.display_name_missing"))
+    elif len(display_name) > DISPLAY_NAME_MAX:
+        problems.append(Invalid(
+            f"a display name may have at most {DISPLAY_NAME_MAX} characters",
+            field="display_name", code="user.display_name_too_long",
+        ))
+    if role not in ROLES:
+        problems.append(Invalid(f"role must be one of {', '.join(ROLES)}", field="role", code="user.role_unknown"))
+    return problems + password_problems(password)
+
+
 async def hash_password(password: str) -> str:
     """The Argon2id hash of a new password (checked first), computed off the event loop."""
-    if len(password) < 12:
-        raise Invalid("a password needs at least 12 characters", field="password", code="user.password_too_short")
-    if len(password) > 1024:
-        raise Invalid("a password may have at most 1024 characters", field="password", code="user.password_too_long")
+    for problem in password_problems(password):
+        raise problem
     return await asyncio.to_thread(_hasher.hash, password)
 
 
@@ -157,15 +197,18 @@ async def create_user(
     session: AsyncSession, actor: Identity, email: str, display_name: str, role: str, password: str
 ) -> User:
     policy.require(actor, "user.create")
-    if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role", code="user.role_unknown")
+    for problem in user_problems(email, display_name, role, password):
+        raise problem
     user = User(
         campus_id=actor.campus_id, email=email.strip().lower(), display_name=display_name,
         password_hash=await hash_password(password), role=role,
     )
-    session.add(user)
     try:
-        await session.flush()
+        # A savepoint: a taken e-mail undoes this insert only, and the caller's session stays
+        # usable (the portal shows its form again; the request still rolls back on the 4xx).
+        async with session.begin_nested():
+            session.add(user)
+            await session.flush()
     except IntegrityError:
         raise Conflict("an account with this e-mail already exists on this campus", field="email", code="user.email_taken") from None
     await session.refresh(user)
@@ -274,7 +317,6 @@ async def count_users(session: AsyncSession, actor: Identity) -> dict[str, int]:
 
 # -- the signed-in person's own profile -----------------------------------------------------------
 
-DISPLAY_NAME_MAX = 200
 LOCALES = ("en", "fr", "es")  # the portal's shipped languages
 
 

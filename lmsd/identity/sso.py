@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import uuid
@@ -61,25 +62,66 @@ class ProviderIn:
     trust_email: bool = False  # its e-mails count as verified even without email_verified: true
 
 
+# The limits of a provider's fields: the API's schema (sso_controller.ProviderBody) states the same.
+SLUG_MAX = 64
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+NAME_MAX = 200
+TEXT_MAX = 500  # issuer, client id, client secret, scopes
+ISSUER_MIN = 8
+_SLUG = re.compile(SLUG_PATTERN)
+
+
+def _length(value: str, field: str, code: str, low: int, high: int) -> list[Invalid]:
+    if not value:
+        return [Invalid(f"enter {field}", field=field, code=f"sso.{code}_missing")]
+    if not low <= len(value) <= high:
+        return [Invalid(f"{field} needs {low} to {high} characters", field=field, code=f"sso.{code}_length")]
+    return []
+
+
+def provider_problems(data: ProviderIn) -> list[Invalid]:
+    """Every rule a new provider breaks (a form shows them all at once); empty when it is valid."""
+    problems = _length(data.slug, "slug", "slug", 1, SLUG_MAX)
+    if not problems and not _SLUG.match(data.slug):
+        problems.append(Invalid(
+            "the slug has lowercase letters, digits and hyphens only", field="slug", code="sso.slug_invalid"
+        ))
+    problems += _length(data.name, "name", "name", 1, NAME_MAX)
+    issuer = _length(data.issuer, "issuer", "issuer", ISSUER_MIN, TEXT_MAX)
+    # Plain http only for a provider on this very machine (loopback by nature: development, tests).
+    if not issuer and not data.issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        issuer.append(Invalid("the issuer must be an https URL", field="issuer", code="sso.issuer_not_https"))
+    problems += issuer
+    problems += _length(data.client_id, "client_id", "client_id", 1, TEXT_MAX)
+    problems += _length(data.client_secret, "client_secret", "client_secret", 1, TEXT_MAX)
+    if len(data.scopes) > TEXT_MAX:
+        problems.append(Invalid(f"scopes has at most {TEXT_MAX} characters", field="scopes", code="sso.scopes_length"))
+    elif "openid" not in data.scopes.split():
+        problems.append(Invalid("scopes must include openid", field="scopes", code="sso.scopes_openid"))
+    if data.default_role not in ROLES:
+        problems.append(Invalid(
+            f"default_role must be one of {', '.join(ROLES)}", field="default_role", code="sso.role_unknown"
+        ))
+    return problems
+
+
 async def create_provider(session: AsyncSession, actor: Identity, data: ProviderIn) -> SsoProvider:
     policy.require(actor, "sso.manage")
-    if data.default_role not in ROLES:
-        raise Invalid(f"default_role must be one of {', '.join(ROLES)}")
-    # Plain http only for a provider on this very machine (loopback by nature: development, tests).
-    if not data.issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-        raise Invalid("the issuer must be an https URL")
-    if "openid" not in data.scopes.split():
-        raise Invalid("scopes must include openid")
+    for problem in provider_problems(data):
+        raise problem
     provider = SsoProvider(
         campus_id=actor.campus_id, slug=data.slug, name=data.name, issuer=data.issuer.rstrip("/"),
         client_id=data.client_id, client_secret=data.client_secret, scopes=data.scopes, default_role=data.default_role,
         trust_email=data.trust_email,
     )
-    session.add(provider)
     try:
-        await session.flush()
+        # A savepoint: a taken slug undoes this insert only, and the caller's session stays usable
+        # (the portal shows its form again; the request still rolls back on the 4xx).
+        async with session.begin_nested():
+            session.add(provider)
+            await session.flush()
     except IntegrityError:
-        raise Conflict(f"a provider called {data.slug!r} exists on this campus") from None
+        raise Conflict(f"a provider called {data.slug!r} exists on this campus", field="slug", code="sso.slug_taken") from None
     return provider
 
 

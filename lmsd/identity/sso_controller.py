@@ -21,12 +21,13 @@ SESSION_COOKIE = "lmsd_session"
 
 
 class ProviderBody(msgspec.Struct, forbid_unknown_fields=True):
-    slug: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    issuer: Annotated[str, msgspec.Meta(min_length=8, max_length=500)]
-    client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    scopes: Annotated[str, msgspec.Meta(max_length=500)] = "openid email profile"
+    # the service's limits (sso.provider_problems checks the same whatever the entry point)
+    slug: Annotated[str, msgspec.Meta(min_length=1, max_length=sso.SLUG_MAX, pattern=sso.SLUG_PATTERN)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=sso.NAME_MAX)]
+    issuer: Annotated[str, msgspec.Meta(min_length=sso.ISSUER_MIN, max_length=sso.TEXT_MAX)]
+    client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=sso.TEXT_MAX)]
+    client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=sso.TEXT_MAX)]
+    scopes: Annotated[str, msgspec.Meta(max_length=sso.TEXT_MAX)] = "openid email profile"
     default_role: Literal["learner", "instructor", "admin"] = "learner"
     # its e-mails count as verified even when the ID token lacks email_verified: true
     trust_email: bool = False
