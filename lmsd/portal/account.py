@@ -15,11 +15,17 @@ from lmsd.identity import sso
 from lmsd.identity.service import finish_password_reset, sign_in
 from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 from lmsd.portal import i18n
-from lmsd.portal.pages import COOKIE, FormErrors, Page, PortalPages, portal, safe_next, same_origin
+from lmsd.portal.forms import FormErrors
+from lmsd.portal.pages import COOKIE, Page, PortalPages, portal, safe_next, same_origin
 from lmsd.server.errors import status_of
 from lmsd.server.session import DbSession
 
-MIN_PASSWORD = 12  # as the API's password-reset confirmation
+
+def _reset_page(page: Page, token: str, errors: FormErrors, problem: str = "", status: int = 200) -> Response[str]:
+    return page.render(
+        "password_reset.html", status=status, title=i18n.gettext("Choose a new password"), token=token,
+        errors=errors, problem=problem, password_min=i18n.fmt_number(identity.PASSWORD_MIN),
+    )
 
 
 async def _sign_in_page(
@@ -82,8 +88,7 @@ class AccountPages(PortalPages):
     async def password_reset_form(self, request: Request[Any, Any, State], db: DbSession, token: str = "") -> Response[Any]:
         """The link an admin hands over (``/password-reset?token=…``): choose a new password."""
         page = await portal(request, db, required=False)
-        return page.render("password_reset.html", title=i18n.gettext("Choose a new password"), token=token,
-                           errors=FormErrors(), problem="")
+        return _reset_page(page, token, FormErrors())
 
     @post("/password-reset", status_code=303)
     async def password_reset(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
@@ -91,11 +96,9 @@ class AccountPages(PortalPages):
         form = await request.form()
         token, password, confirm = (str(form.get(k, "")) for k in ("token", "password", "confirm"))
         errors = FormErrors()
-        if len(password) < MIN_PASSWORD:
-            errors["password"] = i18n.gettext("The password needs at least 12 characters.")
-        elif len(password) > 1024:
-            errors["password"] = i18n.gettext("The password is too long.")
-        elif confirm != password:
+        for rule in identity.password_problems(password):  # the service's limits, its codes
+            errors.show(rule, ("password",))
+        if not errors and confirm != password:
             errors["confirm"] = i18n.gettext("The two passwords are not the same.")
         problem = ""
         if not same_origin(request):
@@ -103,11 +106,13 @@ class AccountPages(PortalPages):
         elif not errors:
             try:
                 await finish_password_reset(db, token, password)
-            except LmsdError:
-                problem = i18n.gettext("This reset link is invalid, used or expired: ask your campus administrator for a new one.")
+            except LmsdError as exc:
+                if not errors.show(exc, ("password",)):  # a password rule: under the field; else the link
+                    problem = i18n.gettext(
+                        "This reset link is invalid, used or expired: ask your campus administrator for a new one."
+                    )
         if errors or problem:
-            return page.render("password_reset.html", status=422 if errors else 400,
-                               title=i18n.gettext("Choose a new password"), token=token, errors=errors, problem=problem)
+            return _reset_page(page, token, errors, problem, status=422 if errors else 400)
         return page.redirect("/login?reset=1")
 
     @post("/logout", status_code=303)

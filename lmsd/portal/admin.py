@@ -7,8 +7,8 @@ ids are not found (404). ``/campus/logo`` is public: the sign-in page shows it.
 
 from __future__ import annotations
 
-import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,17 +16,18 @@ from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State, UploadFile
 
 from lmsd.campuses import service as campuses
-from lmsd.errors import Conflict, Invalid, NotFound
+from lmsd.errors import LmsdError, NotFound
 from lmsd.identity import service as identity
 from lmsd.identity import sso
+from lmsd.portal import forms
+from lmsd.portal.forms import FormErrors
 from lmsd.portal.health import HealthPages
-from lmsd.portal.i18n import fmt_date
+from lmsd.portal.i18n import fmt_date, fmt_number
 from lmsd.portal.i18n import gettext as _
-from lmsd.portal.pages import FormErrors, Page, PortalPages, admin_page, portal
+from lmsd.portal.pages import Page, PortalPages, admin_page, portal
+from lmsd.server.errors import status_of
 from lmsd.server.session import DbSession
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 USERS_PER_PAGE = 50
 LOGO_CSP_SVG = "default-src 'none'; style-src 'unsafe-inline'"
 
@@ -35,38 +36,23 @@ def _role_names() -> dict[str, str]:
     return {"learner": _("Learner"), "instructor": _("Instructor"), "admin": _("Administrator")}
 
 
-async def _form(request: Request[Any, Any, State], page: Page) -> dict[str, Any]:
-    """The posted form, after the CSRF check (before anything else is looked at)."""
-    form = await request.form()
-    page.check_csrf(str(form.get("csrf_token", "")))
-    return dict(form.items())
-
-
-def _text(form: dict[str, Any], name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
+def _show_all(problems: Sequence[LmsdError], fields: Mapping[str, str]) -> FormErrors:
+    """What a service's ``*_problems`` says of a form, each under its field (the first one per
+    field). A problem about no field of the form is a bug of the page: raised (the error page)."""
+    errors = FormErrors()
+    for problem in problems:
+        if fields.get(problem.field or "") in errors:
+            continue
+        if not errors.show(problem, fields):
+            raise problem
+    return errors
 
 
 # -- users ---------------------------------------------------------------------------------------
 
 
-def _user_errors(values: dict[str, str], password: str) -> FormErrors:
-    errors = FormErrors()
-    if not values["email"]:
-        errors["email"] = _("Enter an e-mail address.")
-    elif len(values["email"]) > 320 or not EMAIL.match(values["email"]):
-        errors["email"] = _("Enter an e-mail address like name@example.org.")
-    if not values["display_name"]:
-        errors["display_name"] = _("Enter the person's name.")
-    elif len(values["display_name"]) > 200:
-        errors["display_name"] = _("A name may have at most 200 characters.")
-    if values["role"] not in identity.ROLES:
-        errors["role"] = _("Choose a role from the list.")
-    if len(password) < 12:
-        errors["password"] = _("A password needs at least 12 characters.")
-    elif len(password) > 1024:
-        errors["password"] = _("A password may have at most 1024 characters.")
-    return errors
+USER_FIELDS = {"email": "email", "display_name": "display_name", "role": "role", "password": "password"}
+SETTINGS_FIELDS = {"name": "name", "default_locale": "default_locale"}
 
 
 async def _users_page(
@@ -87,43 +73,18 @@ async def _users_page(
         "admin/users.html", status=status, title=_("Users"), users=found.items, next_cursor=found.next_cursor,
         cursor=cursor or "", values=values or {"email": "", "display_name": "", "role": "learner"},
         errors=errors or FormErrors(), message=message, problem=problem, reset=reset, roles=_role_names(),
+        password_min=fmt_number(identity.PASSWORD_MIN),
     )
 
 
 # -- campus settings -----------------------------------------------------------------------------
 
 PROVIDER_FIELDS = ("slug", "provider_name", "issuer", "client_id", "scopes", "default_role")
-
-
-def _provider_errors(values: dict[str, str], secret: str) -> FormErrors:
-    errors = FormErrors()
-    if not values["slug"]:
-        errors["slug"] = _("Enter a short name for the address (like university).")
-    elif len(values["slug"]) > 64 or not SLUG.match(values["slug"]):
-        errors["slug"] = _("Use lowercase letters, digits and hyphens only, at most 64.")
-    if not values["provider_name"]:
-        errors["provider_name"] = _("Enter the name shown on the sign-in button.")
-    elif len(values["provider_name"]) > 200:
-        errors["provider_name"] = _("A name may have at most 200 characters.")
-    issuer = values["issuer"]
-    if not issuer:
-        errors["issuer"] = _("Enter the issuer URL of the identity provider.")
-    # Plain http only for a provider on this very machine (loopback by nature), as identity.sso checks.
-    elif len(issuer) > 500 or not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")) or " " in issuer:
-        errors["issuer"] = _("The issuer must be an https:// URL.")
-    if not values["client_id"]:
-        errors["client_id"] = _("Enter the client ID the identity provider gave you.")
-    elif len(values["client_id"]) > 500:
-        errors["client_id"] = _("At most 500 characters.")
-    if not secret:
-        errors["client_secret"] = _("Enter the client secret the identity provider gave you.")
-    elif len(secret) > 500:
-        errors["client_secret"] = _("At most 500 characters.")
-    if "openid" not in values["scopes"].split() or len(values["scopes"]) > 500:
-        errors["scopes"] = _("The scopes must include openid.")
-    if values["default_role"] not in identity.ROLES:
-        errors["default_role"] = _("Choose a role from the list.")
-    return errors
+# the service's field names (sso.ProviderIn) → this form's
+PROVIDER_FORM = {
+    "slug": "slug", "name": "provider_name", "issuer": "issuer", "client_id": "client_id",
+    "client_secret": "client_secret", "scopes": "scopes", "default_role": "default_role",
+}
 
 
 async def _campus_page(
@@ -148,20 +109,6 @@ async def _campus_page(
         providers=providers, errors=errors or FormErrors(), message=message, roles=_role_names(),
         max_kib=campuses.LOGO_MAX_BYTES // 1024,
     )
-
-
-def _logo_error(data: bytes) -> str:
-    """Why ``data`` cannot be the logo, or "" when it can."""
-    if not data:
-        return _("Choose an image file.")
-    if len(data) > campuses.LOGO_MAX_BYTES:
-        return _("The image is too large: at most %(size)s KiB.") % {"size": campuses.LOGO_MAX_BYTES // 1024}
-    kind = campuses.logo_type(data)
-    if kind is None:
-        return _("This file is not a PNG, JPEG, WebP or SVG image.")
-    if kind == "image/svg+xml" and not campuses.svg_is_safe(data):
-        return _("This SVG contains scripts or event handlers, which a logo may not have.")
-    return ""
 
 
 class AccountsAndCampusPages(PortalPages):
@@ -200,22 +147,22 @@ class AccountsAndCampusPages(PortalPages):
     async def create_user(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        form = await _form(request, page)
-        values = {"email": _text(form, "email").lower(), "display_name": _text(form, "display_name"),
-                  "role": _text(form, "role")}
-        password = form.get("password", "")
-        password = password if isinstance(password, str) else ""
-        errors = _user_errors(values, password)
+        form = await forms.read(page, request)
+        values = {"email": forms.text(form, "email").lower(), "display_name": forms.text(form, "display_name"),
+                  "role": forms.text(form, "role")}
+        password = forms.text(form, "password", strip=False)
+        # every rule the service would refuse, shown at once; then the service decides (a taken e-mail)
+        errors = _show_all(
+            identity.user_problems(values["email"], values["display_name"], values["role"], password), USER_FIELDS
+        )
         if not errors:
             try:
-                async with db.begin_nested():  # a duplicate rolls back this insert only
-                    user = await identity.create_user(
-                        db, page.who, values["email"], values["display_name"], values["role"], password
-                    )
-            except Conflict:
-                errors["email"] = _("An account with this e-mail address already exists.")
-            except Invalid:
-                errors["password"] = _("A password needs at least 12 characters.")
+                user = await identity.create_user(
+                    db, page.who, values["email"], values["display_name"], values["role"], password
+                )
+            except LmsdError as exc:
+                if not errors.show(exc, USER_FIELDS):
+                    raise
             else:
                 return page.redirect(f"/admin/users?created={user.id}")
         return await _users_page(page, db, status=422, values=values, errors=errors)
@@ -224,24 +171,20 @@ class AccountsAndCampusPages(PortalPages):
     async def change_role(self, request: Request[Any, Any, State], db: DbSession, user_id: uuid.UUID) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        form = await _form(request, page)
-        role = _text(form, "role")
-        if role not in identity.ROLES:
-            return await _users_page(page, db, status=422, problem=_("Choose a role from the list."))
+        form = await forms.read(page, request)
         try:
-            await identity.set_role(db, page.who, user_id, role)
-        except Conflict:
-            return await _users_page(
-                page, db, status=409,
-                problem=_("You cannot remove your own administrator role. Another administrator has to do it."),
-            )
+            await identity.set_role(db, page.who, user_id, forms.text(form, "role"))
+        except LmsdError as exc:
+            if exc.field != "role":
+                raise  # not about the role chosen (no such user): the error page
+            return await _users_page(page, db, status=status_of(exc)[0], problem=forms.message_for(exc))
         return page.redirect(f"/admin/users?changed={user_id}")
 
     @post("/admin/users/{user_id:uuid}/password-reset", status_code=200)
     async def password_reset(self, request: Request[Any, Any, State], db: DbSession, user_id: uuid.UUID) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        await _form(request, page)
+        await forms.read(page, request)
         user = await identity.get_user(db, page.who, user_id)
         token, expires = await identity.start_password_reset(db, page.who, user_id)
         link = f"{page.settings.portal_url.rstrip('/')}/password-reset?{urlencode({'token': token})}"
@@ -265,15 +208,9 @@ class AccountsAndCampusPages(PortalPages):
     async def save_campus(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        form = await _form(request, page)
-        values = {"name": _text(form, "name"), "default_locale": _text(form, "default_locale")}
-        errors = FormErrors()
-        if not values["name"]:
-            errors["name"] = _("Enter the campus name.")
-        elif len(values["name"]) > 200:
-            errors["name"] = _("A name may have at most 200 characters.")
-        if values["default_locale"] not in campuses.LOCALES:
-            errors["default_locale"] = _("Choose one of the languages in the list.")
+        form = await forms.read(page, request)
+        values = {"name": forms.text(form, "name"), "default_locale": forms.text(form, "default_locale")}
+        errors = _show_all(campuses.branding_problems(values["name"], values["default_locale"]), SETTINGS_FIELDS)
         if errors:
             return await _campus_page(page, db, status=422, settings_values=values, errors=errors)
         await campuses.update_branding(db, page.who, values["name"], values["default_locale"])
@@ -283,20 +220,27 @@ class AccountsAndCampusPages(PortalPages):
     async def upload_logo(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        form = await _form(request, page)
+        form = await forms.read(page, request)
         upload = form.get("logo")
         data = await upload.read() if isinstance(upload, UploadFile) else b""
-        problem = _logo_error(data)
-        if problem:
-            return await _campus_page(page, db, status=422, errors=FormErrors(logo=problem))
-        await campuses.set_logo(db, page.who, data)
+        errors = FormErrors()
+        if not data:  # no file chosen (the service takes None as "remove the logo")
+            errors["logo"] = _("Choose an image file.")
+        else:
+            try:
+                await campuses.set_logo(db, page.who, data)
+            except LmsdError as exc:
+                if not errors.show(exc, ("logo",)):
+                    raise
+        if errors:
+            return await _campus_page(page, db, status=422, errors=errors)
         return page.redirect("/admin/campus?saved=logo")
 
     @post("/admin/campus/logo/remove", status_code=200)
     async def remove_logo(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        await _form(request, page)
+        await forms.read(page, request)
         await campuses.set_logo(db, page.who, None)
         return page.redirect("/admin/campus?saved=logo-removed")
 
@@ -304,25 +248,23 @@ class AccountsAndCampusPages(PortalPages):
     async def add_provider(self, request: Request[Any, Any, State], db: DbSession) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        form = await _form(request, page)
-        values = {name: _text(form, name) for name in PROVIDER_FIELDS}
+        form = await forms.read(page, request)
+        values = {name: forms.text(form, name) for name in PROVIDER_FIELDS}
         values["slug"] = values["slug"].lower()
-        values["trust_email"] = "true" if _text(form, "trust_email") == "true" else ""
-        secret = _text(form, "client_secret")
-        errors = _provider_errors(values, secret)
+        values["trust_email"] = "true" if forms.text(form, "trust_email") == "true" else ""
+        data = sso.ProviderIn(
+            slug=values["slug"], name=values["provider_name"], issuer=values["issuer"], client_id=values["client_id"],
+            client_secret=forms.text(form, "client_secret"), scopes=values["scopes"],
+            default_role=values["default_role"], trust_email=bool(values["trust_email"]),
+        )
+        # every rule the service would refuse, shown at once; then the service decides (a taken slug)
+        errors = _show_all(sso.provider_problems(data), PROVIDER_FORM)
         if not errors:
-            data = sso.ProviderIn(
-                slug=values["slug"], name=values["provider_name"], issuer=values["issuer"], client_id=values["client_id"],
-                client_secret=secret, scopes=values["scopes"], default_role=values["default_role"],
-                trust_email=bool(values["trust_email"]),
-            )
             try:
-                async with db.begin_nested():
-                    await sso.create_provider(db, page.who, data)
-            except Conflict:
-                errors["slug"] = _("This campus already has a provider with this short name.")
-            except Invalid as exc:
-                errors["issuer"] = str(exc)
+                await sso.create_provider(db, page.who, data)
+            except LmsdError as exc:
+                if not errors.show(exc, PROVIDER_FORM):
+                    raise
             else:
                 return page.redirect("/admin/campus?saved=provider")
         return await _campus_page(page, db, status=422, provider_values=values, errors=errors)
@@ -331,8 +273,8 @@ class AccountsAndCampusPages(PortalPages):
     async def toggle_provider(self, request: Request[Any, Any, State], db: DbSession, provider_id: uuid.UUID) -> Response[Any]:
         page = await admin_page(request, db)
         assert page.who is not None
-        form = await _form(request, page)
-        enabled = _text(form, "enabled") == "true"
+        form = await forms.read(page, request)
+        enabled = forms.text(form, "enabled") == "true"
         await sso.set_provider_enabled(db, page.who, provider_id, enabled)
         return page.redirect("/admin/campus?saved=" + ("provider-enabled" if enabled else "provider-disabled"))
 

@@ -14,7 +14,8 @@ the input, shows the refusal where it belongs::
 next to the form field that ``exc.field`` names. A code the table does not know shows the
 error's own (English) message after a translated "This value is not accepted". Messages are
 never parsed: add a code to :data:`MESSAGES` (and its translations to the ``forms.po``
-catalogs) when a page should say something better.
+catalogs) when a page should say something better; a message that names a limit
+(``%(limit)s``) takes it from the service's constant (:data:`LIMITS`), never a copy.
 
 To convert form values into a service's input struct, check them first; :func:`convert` is the
 last guard and maps a msgspec validation error to its field by the error's path (``$.title``).
@@ -31,8 +32,11 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import FormMultiDict, State
 
+from lmsd.campuses import service as campuses
 from lmsd.errors import LmsdError
-from lmsd.portal.i18n import gettext
+from lmsd.identity import service as identity
+from lmsd.identity import sso
+from lmsd.portal.i18n import fmt_number, gettext
 
 if TYPE_CHECKING:
     from lmsd.portal.pages import Page
@@ -58,6 +62,54 @@ MESSAGES: dict[str, str] = {
     "enrolment.email_required": N_("Enter the person's e-mail address."),
     "enrolment.unknown_email": N_("Nobody on this campus has this e-mail address."),
     "enrolment.exists": N_("This person is already enrolled in the course."),
+    # accounts (identity.user_problems, set_role)
+    "user.email_missing": N_("Enter an e-mail address."),
+    "user.email_invalid": N_("Enter an e-mail address like name@example.org."),
+    "user.email_taken": N_("An account with this e-mail address already exists."),
+    "user.display_name_missing": N_("Enter the person's name."),
+    "user.display_name_too_long": N_("A name may have at most %(limit)s characters."),
+    "user.role_unknown": N_("Choose a role from the list."),
+    "user.own_admin_role": N_("You cannot remove your own administrator role. Another administrator has to do it."),
+    "user.password_too_short": N_("A password needs at least %(limit)s characters."),
+    "user.password_too_long": N_("A password may have at most %(limit)s characters."),
+    # a campus's settings and logo (campuses.update_branding, set_logo)
+    "campus.name_missing": N_("Enter the campus name."),
+    "campus.name_too_long": N_("A name may have at most %(limit)s characters."),
+    "campus.locale_unknown": N_("Choose one of the languages in the list."),
+    "campus.logo_too_large": N_("The image is too large: at most %(limit)s KiB."),
+    "campus.logo_type": N_("This file is not a PNG, JPEG, WebP or SVG image."),
+    "campus.logo_unsafe": N_("This SVG contains scripts or event handlers, which a logo may not have."),
+    # sign-in providers (sso.provider_problems)
+    "sso.slug_missing": N_("Enter a short name for the address (like university)."),
+    "sso.slug_length": N_("Use lowercase letters, digits and hyphens only, at most %(limit)s."),
+    "sso.slug_invalid": N_("Use lowercase letters, digits and hyphens only, at most %(limit)s."),
+    "sso.slug_taken": N_("This campus already has a provider with this short name."),
+    "sso.name_missing": N_("Enter the name shown on the sign-in button."),
+    "sso.name_length": N_("A name may have at most %(limit)s characters."),
+    "sso.issuer_missing": N_("Enter the issuer URL of the identity provider."),
+    "sso.issuer_length": N_("The issuer must be an https:// URL."),
+    "sso.issuer_not_https": N_("The issuer must be an https:// URL."),
+    "sso.client_id_missing": N_("Enter the client ID the identity provider gave you."),
+    "sso.client_id_length": N_("At most %(limit)s characters."),
+    "sso.client_secret_missing": N_("Enter the client secret the identity provider gave you."),
+    "sso.client_secret_length": N_("At most %(limit)s characters."),
+    "sso.scopes_length": N_("At most %(limit)s characters."),
+    "sso.scopes_openid": N_("The scopes must include openid."),
+    "sso.role_unknown": N_("Choose a role from the list."),
+}
+# The limit a message of :data:`MESSAGES` names (``%(limit)s``): the services' own constants.
+LIMITS: dict[str, int] = {
+    "user.display_name_too_long": identity.DISPLAY_NAME_MAX,
+    "user.password_too_short": identity.PASSWORD_MIN,
+    "user.password_too_long": identity.PASSWORD_MAX,
+    "campus.name_too_long": campuses.NAME_MAX,
+    "campus.logo_too_large": campuses.LOGO_MAX_BYTES // 1024,
+    "sso.slug_length": sso.SLUG_MAX,
+    "sso.slug_invalid": sso.SLUG_MAX,
+    "sso.name_length": sso.NAME_MAX,
+    "sso.client_id_length": sso.TEXT_MAX,
+    "sso.client_secret_length": sso.TEXT_MAX,
+    "sso.scopes_length": sso.TEXT_MAX,
 }
 NOT_ACCEPTED = N_("This value is not accepted: %(reason)s")
 _PATH = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -66,6 +118,8 @@ _PATH = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
 def message_for(exc: LmsdError) -> str:
     """The translated message for a domain error: by its code, else its own message."""
     known = MESSAGES.get(exc.code)
+    if known is not None and exc.code in LIMITS:
+        return gettext(known) % {"limit": fmt_number(LIMITS[exc.code])}
     if known is not None:
         return gettext(known)
     return gettext(NOT_ACCEPTED) % {"reason": str(exc)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from lmsd.identity import service as identity
 from tests.api import PASSWORD, admin, client, person
 from tests.db import Database
 
@@ -100,6 +101,14 @@ async def test_password_reset_page(database: Database) -> None:
         # bad input: too short, not the same twice, a forged token, another site's form
         r = await c.post("/password-reset", data={"token": token, "password": "short", "confirm": "short"}, headers=ORIGIN)
         assert r.status_code == 422 and "at least 12 characters" in r.text and 'aria-invalid="true"' in r.text
+        assert "At least 12 characters." in page.text  # the hint: the service's limit, not a copy
+        long = "x" * (identity.PASSWORD_MAX + 1)
+        r = await c.post("/password-reset", data={"token": token, "password": long, "confirm": long}, headers=ORIGIN)
+        assert r.status_code == 422 and "at most 1,024 characters" in r.text and long not in r.text
+        c.cookies.set("lmsd_lang", "fr")  # the service's code, the page's language
+        r = await c.post("/password-reset", data={"token": token, "password": "short", "confirm": "short"}, headers=ORIGIN)
+        assert r.status_code == 422 and "doit avoir au moins 12 caractères" in r.text
+        c.cookies.delete("lmsd_lang")
         r = await c.post("/password-reset", data={"token": token, "password": new, "confirm": new + "x"}, headers=ORIGIN)
         assert r.status_code == 422 and "not the same" in r.text
         r = await c.post("/password-reset", data={"token": token + "x", "password": new, "confirm": new}, headers=ORIGIN)

@@ -11,6 +11,8 @@ from litestar.datastructures import FormMultiDict
 
 from lmsd.courses.schemas import Code, CourseIn, Lang
 from lmsd.errors import Conflict, Invalid, LmsdError, NotFound
+from lmsd.identity import service as identity
+from lmsd.identity import sso
 from lmsd.portal import forms, i18n
 from lmsd.portal.forms import FormErrors
 
@@ -82,3 +84,18 @@ def test_form_values() -> None:
     assert forms.flag(form, "box") and not forms.flag(form, "title") and not forms.flag(form, "missing")
     assert forms.uuid_or_none(forms.text(form, "id")) == uuid.UUID(int=7)
     assert forms.uuid_or_none("") is None and forms.uuid_or_none("nope") is None
+
+
+def test_a_limit_in_a_message_is_the_services_constant() -> None:
+    """Messages naming a limit take it from the service (LIMITS), formatted in the page's language."""
+    (short,) = identity.password_problems("short")
+    assert forms.message_for(short) == f"A password needs at least {identity.PASSWORD_MIN} characters."
+    (slug,) = sso.provider_problems(sso.ProviderIn("Bad Slug", "IdP", "https://idp.example", "id", "secret"))
+    assert forms.message_for(slug) == f"Use lowercase letters, digits and hyphens only, at most {sso.SLUG_MAX}."
+    i18n.activate("fr")
+    (long,) = identity.password_problems("x" * (identity.PASSWORD_MAX + 1))
+    assert forms.message_for(long) == "Un mot de passe peut avoir au plus 1\u202f024 caractères."
+    # every code with a limit has a message, and every such message names the limit
+    assert set(forms.LIMITS) <= set(forms.MESSAGES)
+    assert all("%(limit)s" in forms.MESSAGES[code] for code in forms.LIMITS)
+    assert not any("%(limit)s" in text for code, text in forms.MESSAGES.items() if code not in forms.LIMITS)
