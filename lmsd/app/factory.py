@@ -42,6 +42,7 @@ from lmsd.quizzes.controller import QuizController
 from lmsd.server.errors import HANDLERS, http_error, register
 from lmsd.server.openapi import document_problems
 from lmsd.server.routes import campus_info, healthz
+from lmsd.server.strict import StrictRequest
 from lmsd.server.unit_of_work import closing_middleware, finish, provide_session
 from lmsd.settings import Settings
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings, secrets: Secrets) -> Litestar:
             security=[{"bearer": []}],
         ),
         request_max_body_size=1024 * 1024,
+        request_class=StrictRequest,  # JSON bodies converted strictly, as the document says
     )
     document_problems(app)
     return app

@@ -16,6 +16,9 @@ from lmsd.identity import sso
 from lmsd.identity.tokens import ACCESS_TOKEN_TTL_S, TokenIssuer
 from lmsd.policy import Identity
 
+# A provider's slug in a path: what a provider may be named (anything else names none: 400).
+Slug = Annotated[str, Parameter(min_length=1, max_length=sso.SLUG_MAX, pattern=sso.SLUG_PATTERN)]
+
 STATE_COOKIE = "lmsd_sso"
 SESSION_COOKIE = "lmsd_session"
 
@@ -71,7 +74,7 @@ class SsoController(Controller):
         return [_out(p) for p in await sso.list_providers(db, identity)]
 
     @get("/{campus_id:uuid}/{slug:str}/login", status_code=302)
-    async def login(self, db: AsyncSession, state: State, campus_id: uuid.UUID, slug: str) -> Response[None]:
+    async def login(self, db: AsyncSession, state: State, campus_id: uuid.UUID, slug: Slug) -> Response[None]:
         """Send the browser to the campus's identity provider."""
         url, cookie = await sso.start(db, campus_id, slug, _redirect_uri(state, campus_id, slug), state.secrets.session_secret)
         secure = state.settings.portal_url.startswith("https://")
@@ -89,7 +92,7 @@ class SsoController(Controller):
         db: AsyncSession,
         state: State,
         campus_id: uuid.UUID,
-        slug: str,
+        slug: Slug,
         code: Annotated[str | None, Parameter(max_length=2000)] = None,
     ) -> Response[None]:
         """The identity provider sends the browser back here; sign in and go to the portal."""

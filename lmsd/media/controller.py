@@ -30,8 +30,10 @@ from lmsd.policy import Identity
 from lmsd.server.errors import problem
 
 HLS = "application/vnd.apple.mpegurl"
+PROBLEM = "application/problem+json"
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_PATCH_BYTES = 64 * 1024**3  # the upload's own Upload-Length is the real limit
+WHOLE_BYTES = r"^[0-9]{1,18}$"  # Upload-Length, Upload-Offset
 
 
 def _tus_headers(state: UploadState | None = None, **extra: str) -> dict[str, str]:
@@ -70,7 +72,7 @@ class UploadController(Controller):
             },
         )
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt={"headers": {"Upload-Length": WHOLE_BYTES}})  # documented by lmsd.server.openapi
     async def create(self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity) -> Response[Any]:
         """Create an upload (tus creation). ``Upload-Length`` is the file's size; ``Upload-Metadata``
         must carry ``course_id`` and ``filename`` and ``filetype``, may carry ``title`` and ``language``.
@@ -90,12 +92,15 @@ class UploadController(Controller):
         self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity, upload_id: uuid.UUID
     ) -> Response[None]:
         """How many bytes the server has (tus core)."""
-        if _tus_version_problem(request) is not None:
-            return Response(None, status_code=412, headers={"Tus-Version": TUS_VERSION})
+        if _tus_version_problem(request) is not None:  # HEAD: the problem's headers, no body
+            return Response(None, status_code=412, headers={"Tus-Version": TUS_VERSION}, media_type=PROBLEM)
         state = await uploads.upload_state(db, identity, request.app.state.settings, upload_id)
         return Response(None, status_code=200, headers=_tus_headers(state))
 
-    @patch("/{upload_id:uuid}", status_code=200, request_max_body_size=MAX_PATCH_BYTES)  # 204 set below
+    @patch(  # 204 set below; headers and body documented by lmsd.server.openapi
+        "/{upload_id:uuid}", status_code=200, request_max_body_size=MAX_PATCH_BYTES,
+        opt={"headers": {"Upload-Offset": WHOLE_BYTES}, "raw_body": (("application/offset+octet-stream",), MAX_PATCH_BYTES)},
+    )
     async def append(
         self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity, upload_id: uuid.UUID
     ) -> Response[Any]:
@@ -119,10 +124,10 @@ class UploadController(Controller):
     @delete("/{upload_id:uuid}", status_code=204)
     async def terminate(
         self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity, upload_id: uuid.UUID
-    ) -> Response[None]:
+    ) -> Response[None]:  # a problem body when refused
         """Abandon an upload and free its space (tus termination)."""
-        if _tus_version_problem(request) is not None:
-            return Response(None, status_code=412, headers={"Tus-Version": TUS_VERSION})
+        if (wrong := _tus_version_problem(request)) is not None:
+            return wrong
         await uploads.terminate(db, identity, request.app.state.settings, upload_id)
         return Response(None, status_code=204, headers=_tus_headers())
 
@@ -164,7 +169,10 @@ class VideoController(Controller):
         """The transcript's cues (the video's language unless ``language`` is given)."""
         return await transcripts.transcript(db, identity, video_id, language)
 
-    @put("/videos/{video_id:uuid}/transcript", request_max_body_size=MAX_WEBVTT_BYTES + 1)
+    @put(
+        "/videos/{video_id:uuid}/transcript", request_max_body_size=MAX_WEBVTT_BYTES + 1,
+        opt={"raw_body": (("text/vtt", "text/plain"), MAX_WEBVTT_BYTES)},  # documented by lmsd.server.openapi
+    )
     async def put_transcript(
         self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity, video_id: uuid.UUID,
         language: Annotated[str | None, Parameter(max_length=16)] = None,

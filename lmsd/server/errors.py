@@ -112,7 +112,23 @@ def http_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, 
     return response
 
 
+# PostgreSQL's text holds no NUL character (SQLSTATE 22021, character_not_in_repertoire): input
+# that carries one is refused as invalid, whichever field or parameter brought it.
+TEXT_REFUSED = "22021"
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    seen = 0
+    while exc is not None and seen < 5:
+        if (state := getattr(exc, "sqlstate", None)) is not None:
+            return str(state)
+        exc, seen = getattr(exc, "orig", None) or exc.__cause__, seen + 1
+    return None
+
+
 def unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
+    if _sqlstate(exc) == TEXT_REFUSED:
+        return problem(422, "Invalid input", "text may not contain the NUL character", code="text.nul")
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "Server error", "the server could not complete the request")
 

@@ -9,6 +9,12 @@ generation, for every operation:
 - an operation whose handler does not ask for the caller's identity is public (``security: []``);
 - a conditional update requires ``If-Match`` (the service answers 428 without it, which Litestar
   cannot express as a required parameter without answering 400 itself) and may answer 412;
+- the gateway refuses a request head larger than it accepts with 431 (no body), on any path;
+- tus operations require ``Tus-Resumable`` (412 otherwise, as tus says, not 400);
+- a handler that reads its body itself names the body's media types and size in
+  ``opt={"raw_body": ({media type, ...}, max bytes)}``, the headers it requires and reads itself
+  in ``opt={"headers": {name: pattern}}``;
+- the constraints msgspec enforces that Litestar's generator leaves out (openapi_shapes);
 - the links between operations (create a course, then read or change it with the ETag it gave),
   which clients and schemathesis's stateful phase follow.
 """
@@ -28,11 +34,15 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
+    Parameter,
     Reference,
+    RequestBody,
     Schema,
 )
-from litestar.openapi.spec.enums import OpenAPIType
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.routes import HTTPRoute
+
+from lmsd.server.openapi_shapes import add_struct_constraints
 
 PROBLEM = "application/problem+json"
 METHODS = ("get", "put", "post", "patch", "delete", "head")
@@ -40,6 +50,8 @@ COMMON = (400, 401, 403, 404, 409, 413, 422, 429)
 CONDITIONAL = (412, 428)  # updates with If-Match
 PRECONDITION_HEADERS = {"If-Match": CONDITIONAL}
 TUS = "/api/v1/uploads"  # tus answers 412 to a request without its Tus-Resumable version
+TUS_VERSION = "1.0.0"
+HEAD_TOO_LARGE = 431  # the gateway's answer to a request line and headers beyond its limit
 WITH_BODY = ("post", "put", "patch")
 
 # (operation, status) -> {link name: (target operation, {parameter: runtime expression})}
@@ -134,6 +146,17 @@ def _public(app: Litestar) -> set[str]:
     return public
 
 
+def _opts(app: Litestar, name: str) -> dict[str, Any]:
+    """"METHOD /path" -> the handler's ``opt[name]``, for handlers that read a part of the request
+    themselves (``raw_body``: (media types, max bytes); ``headers``: {required header: pattern})."""
+    found = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if (value := handler.opt.get(name)) is not None:
+                found.update({f"{method} {route.path_format}": value for method in handler.http_methods})
+    return found
+
+
 def _parameters(operation: Operation) -> dict[str, Any]:
     return {p.name: p for p in operation.parameters or [] if not isinstance(p, Reference)}
 
@@ -154,19 +177,26 @@ def document_problems(app: Litestar) -> None:
     }
     operations = _operations(app)
     public = _public(app)
+    raw_bodies, read_headers = _opts(app, "raw_body"), _opts(app, "headers")
     for key, operation in operations.items():
         method = key.split(" ", 1)[0].lower()
         responses = operation.responses = dict(operation.responses or {})
         codes = set(COMMON) | ({415} if method in WITH_BODY else set())
         if key.split(" ", 1)[1].startswith(TUS):
             codes.add(412)
+            operation.parameters = [*(operation.parameters or []), _header("Tus-Resumable", enum=[TUS_VERSION])]
+        for name, pattern in read_headers.get(key, {}).items():
+            operation.parameters = [*(operation.parameters or []), _header(name, pattern=pattern)]
         for name, parameter in _parameters(operation).items():
             codes |= set(PRECONDITION_HEADERS.get(name, ()))
             if name == "If-Match":
                 parameter.required = True
-            parameter.schema = _not_null(parameter.schema)
+            parameter.schema = _not_null(parameter.schema, keep_null=parameter.param_in == "query")
+        if key in raw_bodies:
+            operation.request_body = _raw_body(*raw_bodies[key])
         for code in sorted(codes):
             responses[str(code)] = OpenAPIResponse(description=HTTPStatus(code).phrase, content=problem)
+        responses[str(HEAD_TOO_LARGE)] = OpenAPIResponse(description="Request Header Fields Too Large (the gateway)")
         responses["500"] = OpenAPIResponse(description="Internal Server Error", content=problem)
         if key in public:
             operation.security = []
@@ -176,14 +206,35 @@ def document_problems(app: Litestar) -> None:
         for schema in _nested(component):
             if schema.one_of:
                 _constraints_inward(schema)
+    for struct, schema in _struct_components(doc.components.schemas):
+        add_struct_constraints(schema, struct)
     _options_name_every_method(app)
 
 
-def _not_null(schema: Any) -> Any:
-    """A query, path or header parameter is absent or a string: `X | None` in Python means "may be
-    left out", not the text "null", which Litestar's `oneOf: [X, null]` would invite."""
+def _header(name: str, *, pattern: str | None = None, enum: list[Any] | None = None) -> Parameter:
+    """A required header the handler reads itself (tus: the version, lengths and offsets)."""
+    return Parameter(
+        name=name, param_in="header", required=True, schema=Schema(type=OpenAPIType.STRING, pattern=pattern, enum=enum)
+    )
+
+
+def _raw_body(media_types: tuple[str, ...], max_bytes: int) -> RequestBody:
+    def schema(media: str) -> Schema:
+        if media.startswith("text/"):
+            return Schema(type=OpenAPIType.STRING, max_length=max_bytes)
+        return Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+
+    return RequestBody(required=True, content={media: OpenAPIMediaType(schema=schema(media)) for media in media_types})
+
+
+def _not_null(schema: Any, *, keep_null: bool = False) -> Any:
+    """A path or header parameter is a string: `X | None` in Python means "may be left out", not
+    the text "null", which Litestar's `oneOf: [X, null]` would invite. A query parameter of type
+    `X | None` does take the text "null" for "left out" (Litestar reads it so): it stays."""
     if isinstance(schema, Schema) and schema.one_of:
         _constraints_inward(schema)
+        if keep_null:
+            return schema
         rest = [s for s in schema.one_of if not (isinstance(s, Schema) and s.type == OpenAPIType.NULL)]
         if len(rest) == 1:
             return rest[0]
@@ -223,14 +274,19 @@ def _structs(cls: type[msgspec.Struct] = msgspec.Struct) -> Iterator[type[msgspe
         yield from _structs(sub)
 
 
-def _closed_objects(schemas: dict[str, Any]) -> None:
-    """Wire shapes that refuse unknown fields (msgspec ``forbid_unknown_fields``) say so."""
+def _struct_components(schemas: dict[str, Any]) -> Iterator[tuple[type[msgspec.Struct], Schema]]:
+    """Each wire shape with the document's component made of it."""
     for struct in _structs():
-        if not struct.__struct_config__.forbid_unknown_fields:
-            continue
         for name, schema in schemas.items():
             if (name == struct.__name__ or name.endswith("_" + struct.__name__)) and isinstance(schema, Schema):
-                schema.additional_properties = False
+                yield struct, schema
+
+
+def _closed_objects(schemas: dict[str, Any]) -> None:
+    """Wire shapes that refuse unknown fields (msgspec ``forbid_unknown_fields``) say so."""
+    for struct, schema in _struct_components(schemas):
+        if struct.__struct_config__.forbid_unknown_fields:
+            schema.additional_properties = False
 
 
 def _options_name_every_method(app: Litestar) -> None:

@@ -34,19 +34,21 @@ MAX_EXAMPLES = 8
 STATEFUL_STEPS = 20
 # The statuses a *valid* request may still get, besides schemathesis's defaults (2xx, 3xx, 401,
 # 403, 404, 409, 429): 412 when If-Match names a version that is no longer current (a generated
-# ETag rarely matches) and 422 when the content is well formed but not acceptable (an upload
-# that is not a video, a transcript that does not parse, a quiz answer out of range).
+# ETag rarely matches), 413 when a well-formed size is beyond what the campus takes (an upload's
+# Upload-Length) and 422 when the content is well formed but not acceptable (an upload that is
+# not a video, a transcript that does not parse, a quiz answer out of range, text with NUL).
 CONFIG = f"""
 [generation]
 deterministic = true
 database = "none"
 
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429"]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "413", "422", "429"]
 
-# An invalid request may also be refused as too large (413) or, for tus, with 412 (its version header).
+# An invalid request may also be refused as too large (413, or 431 by the gateway for a request
+# head beyond its limit) or, for tus, with 412 (its version header).
 [checks.negative_data_rejection]
-expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429"]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429", "431"]
 
 [checks.missing_required_header]
 expected-statuses = ["400", "401", "403", "412", "428"]
