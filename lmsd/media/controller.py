@@ -97,12 +97,13 @@ class UploadController(Controller):
         state = await uploads.upload_state(db, identity, request.app.state.settings, upload_id)
         return Response(None, status_code=200, headers=_tus_headers(state))
 
-    @patch(  # 204 set below; headers and body documented by lmsd.server.openapi
+    @patch(  # 204 set below; the body documented by lmsd.server.openapi
         "/{upload_id:uuid}", status_code=200, request_max_body_size=MAX_PATCH_BYTES,
-        opt={"headers": {"Upload-Offset": WHOLE_BYTES}, "raw_body": (("application/offset+octet-stream",), MAX_PATCH_BYTES)},
+        opt={"raw_body": (("application/offset+octet-stream",), MAX_PATCH_BYTES)},
     )
     async def append(
-        self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity, upload_id: uuid.UUID
+        self, request: Request[Any, Any, State], db: AsyncSession, identity: Identity, upload_id: uuid.UUID,
+        upload_offset: Annotated[str, Parameter(header="Upload-Offset", pattern=WHOLE_BYTES)],
     ) -> Response[Any]:
         """Append bytes at ``Upload-Offset`` (``application/offset+octet-stream``; optional
         ``Upload-Checksum: sha1|sha256|md5 <base64>``). When the last byte arrives the file is
@@ -115,7 +116,7 @@ class UploadController(Controller):
             response.headers.update(_tus_headers())
             return response
         state, video_id = await uploads.append(
-            db, identity, request.app.state.settings, upload_id, request.headers.get("upload-offset"),
+            db, identity, request.app.state.settings, upload_id, upload_offset,
             request.headers.get("upload-checksum"), request.stream(),
         )
         extra = {"Lmsd-Video-Id": str(video_id)} if video_id else {}

@@ -4,7 +4,8 @@ Litestar converts a JSON body to the handler's ``data`` type with msgspec's lax 
 ``0`` for ``false`` and a number of seconds for a date-time: requests the document refuses would
 be accepted. :class:`StrictRequest` converts the body to that type itself, with msgspec's strict
 rules, and hands Litestar the finished value (which it passes through unchanged). A mismatch is
-the same 400 problem Litestar gives (``field`` names the key).
+the same 400 problem Litestar gives (``field`` names the key). A number with no fraction is an
+integer, as JSON Schema counts it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 
 _AT = re.compile(r" - at `\$\.?(?P<key>[^`]*)`$")
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: ``2.0`` is the integer 2 (JSON Schema says so too), a float
+    field takes an integer anyway."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 def _body_type(request: Request[Any, Any, Any]) -> Any:
@@ -34,7 +47,7 @@ class StrictRequest(Request[Any, Any, Any]):
         if target is None or value is None:
             return value
         try:
-            return msgspec.convert(value, target, strict=True)
+            return msgspec.convert(_integral(value), target, strict=True)
         except msgspec.ValidationError as exc:
             text = str(exc)
             found = _AT.search(text)

@@ -53,6 +53,11 @@ def test_what_lax_rules_would_coerce_is_refused(client: TestClient[Litestar], bo
     assert problem["code"] == "request.invalid" and problem["field"] == field
 
 
+def test_a_number_without_a_fraction_is_an_integer(client: TestClient[Litestar]) -> None:
+    assert client.post("/shape", json={"name": "a", "sizes": [2.0, 3]}).status_code == 201
+    assert client.post("/shape", json={"name": "a", "sizes": [2.5]}).status_code == 400
+
+
 def test_unknown_fields_and_bad_json_stay_refused(client: TestClient[Litestar]) -> None:
     assert client.post("/shape", json={"name": "a", "extra": 1}).status_code == 400
     r = client.post("/shape", content=b"{not json", headers={"content-type": "application/json"})
