@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from lmsd.contracts.v1 import envelope_pb2, learning_pb2
-from tests.api import login, person
+from tests.api import PASSWORD, login, person
 from tests.learning import client, setup, wait_progress
 from tests.support import Campus, app_dsn, nats_connect
 
@@ -76,7 +76,7 @@ async def test_learning_activity_becomes_progress_grades_and_xapi(shared_campus:
         r = await c.post(f"/api/v1/quizzes/{s.quiz_id}/attempts", headers=me.h, json={"answers": {qid: 0}})
         assert r.status_code in (200, 201), r.text
         p = await wait_progress(c, me, enrolment, lambda p: p["events_applied"] == 10 and p["grades"])
-        assert p["quiz_attempts"] == 2
+        assert p["quiz_attempts"] == 2 and p["lessons_completed"] == 2  # the graded attempt completed the quiz lesson
         assert p["grades"] == [{"quiz_id": s.quiz_id, "attempts": 2, "best_score": 2.0, "max_score": 2.0}]
 
         # completing every lesson completes the course: the progress consumer emits course_completed
@@ -129,6 +129,97 @@ async def test_learning_activity_becomes_progress_grades_and_xapi(shared_campus:
         assert len(teacher.json()["statements"]) == 14
         admin_view = await c.get("/api/v1/xapi/statements", headers=s.admin.h, params={"agent": me.id, "limit": 100})
         assert len(admin_view.json()["statements"]) == 14
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert found, "no csrf-token meta in the page"
+    return found.group(1)
+
+
+async def _journey_by_api(c: Any, me: Any, course_id: str, lessons: list[str], quiz_id: str, answer: dict[str, int]) -> str:
+    """Enrol, open and complete each lesson, open the quiz lesson and take the quiz: the API's way."""
+    r = await c.post(f"/api/v1/courses/{course_id}/enrol", headers=me.h)
+    assert r.status_code == 201, r.text
+    enrolment = str(r.json()["id"])
+    for lesson in lessons:
+        kinds = ["lesson_started"] if lesson == lessons[-1] else ["lesson_started", "lesson_completed"]
+        for kind in kinds:  # one request each, as the pages make them
+            r = await c.post("/api/v1/learning/events", headers=me.h, json={"events": [_ev(enrolment, kind, lesson)]})
+            assert r.status_code == 202, r.text
+    r = await c.post(f"/api/v1/quizzes/{quiz_id}/attempts", headers=me.h, json={"answers": answer})
+    assert r.status_code in (200, 201), r.text
+    return enrolment
+
+
+async def _journey_by_portal(campus: Campus, me: Any, course_id: str, lessons: list[str], answer: dict[str, int]) -> None:
+    """The same journey through the portal's HTML forms: sign in, enrol, open each lesson, "Mark
+    as complete", and submit the quiz form."""
+    origin = {"origin": campus.url}
+    async with client(campus) as web:
+        r = await web.post("/login", data={"email": me.email, "password": PASSWORD}, headers=origin)
+        assert r.status_code == 303, r.text
+        token = _csrf((await web.get(f"/courses/{course_id}")).text)
+        r = await web.post(f"/courses/{course_id}/enrol", data={"csrf_token": token}, headers=origin)
+        assert r.status_code == 303, r.text
+        for lesson in lessons:
+            r = await web.get(f"/lessons/{lesson}")
+            assert r.status_code == 200, r.text
+            if lesson != lessons[-1]:
+                r = await web.post(f"/lessons/{lesson}/complete", data={"csrf_token": token}, headers=origin)
+                assert r.status_code == 303, r.text
+        form = {"csrf_token": token, **{f"q-{q}": str(v) for q, v in answer.items()}}
+        r = await web.post(f"/lessons/{lessons[-1]}/quiz", data=form, headers=origin)
+        assert r.status_code == 200 and "2 out of 2 points" in r.text, r.text
+
+
+async def _statements(c: Any, me: Any) -> list[tuple[str, str]]:
+    """(verb, activity) of a learner's statements, oldest stored first (ties: by verb and activity)."""
+    r = await c.get("/api/v1/xapi/statements", headers=me.h, params={"agent": me.id, "ascending": "true", "limit": 100})
+    assert r.status_code == 200, r.text
+    found = sorted((st["stored"], st["verb"]["id"].rsplit("/", 1)[1], st["object"]["id"]) for st in r.json()["statements"])
+    return [(verb, activity) for _stored, verb, activity in found]
+
+
+async def test_the_same_journey_by_api_and_by_portal_gives_the_same_record(shared_campus: Campus) -> None:
+    """What completes a lesson is the domain's rule: a graded attempt at the quiz completes the
+    quiz lesson, and with it the course, whichever way the learner took it."""
+    async with client(shared_campus) as c:
+        s = await setup(c, learners=0)
+        api_learner, portal_learner = await person(c, s.admin, "learner"), await person(c, s.admin, "learner")  # type: ignore[arg-type]
+        lessons = [s.lessons[k] for k in ("text", "text2", "video", "quiz")]
+        question = (await c.get(f"/api/v1/quizzes/{s.quiz_id}", headers=s.teacher.h)).json()["questions"][0]["id"]
+        answer = {question: 0}
+        await _journey_by_api(c, api_learner, s.course["id"], lessons, s.quiz_id, answer)
+        await _journey_by_portal(shared_campus, portal_learner, s.course["id"], lessons, answer)
+        enrolled = (await c.get(f"/api/v1/courses/{s.course['id']}/enrolments", headers=s.teacher.h)).json()
+        enrolment_of = {str(e["user_id"]): str(e["id"]) for e in enrolled["items"]}
+        done = lambda p: p["lessons_completed"] == 4 and p["completed_at"] is not None and p["grades"]  # noqa: E731
+        progress = [await wait_progress(c, who, enrolment_of[who.id], done) for who in (api_learner, portal_learner)]
+        for _ in range(100):  # course_completed is applied after the attempt that caused it
+            statements = [await _statements(c, who) for who in (api_learner, portal_learner)]
+            if all(("completed", f"{shared_campus.url}/courses/{s.course['id']}") in st for st in statements):
+                break
+            await asyncio.sleep(0.2)
+    by_api, by_portal = progress
+    # the same lessons completed (the quiz lesson by its graded attempt), the same percent
+    completed = [sorted(x["lesson_id"] for x in p["lessons"] if x["completed_at"]) for p in progress]
+    assert completed[0] == completed[1] == sorted(lessons)
+    percent = [round(100 * p["lessons_completed"] / p["lessons_total"]) for p in progress]
+    assert percent == [100, 100]
+    for name in ("lessons_started", "lessons_completed", "lessons_total", "quiz_attempts", "events_applied", "grades"):
+        assert by_api[name] == by_portal[name], name
+    assert by_api["grades"] == [{"quiz_id": s.quiz_id, "attempts": 1, "best_score": 2.0, "max_score": 2.0}]
+    # the same xAPI verbs on the same activities in the same order, the course's completion last
+    api_statements, portal_statements = statements
+    assert api_statements == portal_statements
+    course_iri = f"{shared_campus.url}/courses/{s.course['id']}"
+    quiz_lesson = ("completed", f"{course_iri}/lessons/{s.lessons['quiz']}")
+    assert quiz_lesson not in api_statements  # completion of the quiz lesson is the projection's, not an event
+    assert [v for v, _ in api_statements] == [
+        "registered", *["attempted", "completed"] * 3, "attempted", "attempted", "scored", "completed",
+    ]
+    assert api_statements[-1] == ("completed", course_iri)
 
 
 async def test_a_concurrent_writer_gets_a_conflict_and_retries_without_loss(shared_campus: Campus) -> None:
@@ -328,6 +419,20 @@ async def test_replay_rebuilds_each_projection_equal_to_the_live_one_and_snapsho
             assert r.status_code == 202, r.text
         for who, enrolment in zip(s.learners, s.enrolments, strict=True):
             await wait_progress(c, who, enrolment, lambda p: p["events_applied"] == 52)
+        # quiz attempts: the graded attempt completes the quiz lesson. The first learner completes
+        # the course with it and tries again (no second course_completed); the second tries once.
+        question = (await c.get(f"/api/v1/quizzes/{s.quiz_id}", headers=s.teacher.h)).json()["questions"][0]["id"]
+        first, second = s.learners[0], s.learners[1]
+        rest = [_ev(s.enrolments[0], "lesson_completed", s.lessons[k]) for k in ("text2", "video")]
+        assert (await c.post("/api/v1/learning/events", headers=first.h, json={"events": rest})).status_code == 202
+        for who, answers in ((first, {question: 0}), (first, {question: 1}), (second, {})):
+            r = await c.post(f"/api/v1/quizzes/{s.quiz_id}/attempts", headers=who.h, json={"answers": answers})
+            assert r.status_code in (200, 201), r.text
+        p = await wait_progress(c, first, s.enrolments[0], lambda p: p["events_applied"] == 52 + 2 + 4 + 1)
+        assert p["lessons_completed"] == 4 and p["completed_at"] is not None and p["quiz_attempts"] == 2
+        p = await wait_progress(c, second, s.enrolments[1], lambda p: p["events_applied"] == 52 + 2)
+        assert p["lessons_completed"] == 2 and p["completed_at"] is None
+        assert any(x["lesson_id"] == s.lessons["quiz"] and x["completed_at"] for x in p["lessons"])
     conn = await asyncpg.connect(app_dsn(shared_campus))
     try:
         for _ in range(100):  # every consumer caught up with the whole stream (other tests' events too)
