@@ -21,6 +21,7 @@ generation, for every operation:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
@@ -206,8 +207,10 @@ def document_problems(app: Litestar) -> None:
         for schema in _nested(component):
             if schema.one_of:
                 _constraints_inward(schema)
+    named = Counter(struct.__name__ for struct in _structs())
     for struct, schema in _struct_components(doc.components.schemas):
-        add_struct_constraints(schema, struct)
+        if named[struct.__name__] == 1:  # two shapes of one name: which component is whose is unknown
+            add_struct_constraints(schema, struct)
     _options_name_every_method(app)
 
 
