@@ -101,6 +101,7 @@ def _module_scoped(item: pytest.Item) -> bool:
     return any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A module whose tests share a module-scoped fixture (a campus, a browser, a replica) runs on
     one worker, so the fixture is made once and not once per worker; so does each of the longest
