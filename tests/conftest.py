@@ -81,7 +81,9 @@ def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
     c.lmsd("down", timeout=120)
 
 
-# -- sharing the work between xdist workers (scripts/test: -n 2 --dist loadgroup) -------------
+# -- sharing the work between xdist workers (scripts/test: -n 2 --dist loadscope) -------------
+# loadscope keeps a module's tests on one worker (a module-scoped campus, browser or replica is
+# made once, not once per worker) and hands out modules in collection order: the order below.
 
 # Modules measured as the longest (seconds of one worker, scripts/test's summary): started first
 # so that the two workers finish together rather than one waiting on a late long module.
@@ -94,23 +96,10 @@ LONGEST = {
 }
 
 
-def _module_scoped(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A module whose tests share a module-scoped fixture (a campus, a browser, a replica) runs on
-    one worker, so the fixture is made once and not once per worker; so does each of the longest
-    modules (two 100k-event fault tests at once on 2 cores would time each other out). Slow work
-    is sent first."""
-    for item in items:
-        module = item.module.__name__ if item.module else ""
-        if (_module_scoped(item) or module in LONGEST) and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(module or item.nodeid))
+    """The longest modules first, then the other whole-stack (slow) ones, then the rest; a
+    module's tests keep their order (one weight per module, a stable sort)."""
 
     def own_weight(item: pytest.Item) -> tuple[int, int]:
         module = item.module.__name__ if item.module else ""
@@ -120,9 +109,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             return (1, 0)
         return (2, 0)
 
-    # one weight per module (its heaviest test's), so a module's tests keep their order
     by_module: dict[str, tuple[int, int]] = {}
     for item in items:
         module = item.module.__name__ if item.module else ""
         by_module[module] = min(by_module.get(module, (9, 0)), own_weight(item))
-    items.sort(key=lambda item: by_module[item.module.__name__ if item.module else ""])  # stable
+    items.sort(key=lambda item: by_module[item.module.__name__ if item.module else ""])

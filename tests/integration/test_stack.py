@@ -41,7 +41,7 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
 @pytest.fixture(scope="module")
 def campus(shared_campus: Campus) -> Campus:
     """One install for the module (not one per test): each test leaves the campus running and
-    healthy for the next, in file order (tests/conftest.py keeps a module on one worker)."""
+    healthy for the next, in file order (scripts/test runs a module on one xdist worker)."""
     return shared_campus
 
 
