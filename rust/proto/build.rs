@@ -18,7 +18,9 @@ fn protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let contracts = root.join("lmsd");
-    println!("cargo:rerun-if-changed={}", contracts.display());
+    // relative to the package root, so that a target dir shared by several checkouts
+    // (scripts/cargo-cached) watches this checkout's contracts, not those of the one that built
+    println!("cargo:rerun-if-changed=../../proto/lmsd");
     let mut files = Vec::new();
     protos(&contracts, &mut files)?;
     files.sort();
