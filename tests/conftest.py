@@ -88,11 +88,11 @@ def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
 # Modules measured as the longest (seconds of one worker, scripts/test's summary): started first
 # so that the two workers finish together rather than one waiting on a late long module.
 LONGEST = {
-    "tests.integration.test_events_faults": 300,
-    "tests.integration.test_events": 200,
-    "tests.integration.test_video": 200,
-    "tests.integration.test_stack": 150,
-    "tests.integration.test_schemathesis": 150,
+    "tests.events.test_events_faults": 300,
+    "tests.events.test_events": 200,
+    "tests.media.test_video": 200,
+    "tests.runtime.test_stack": 150,
+    "tests.server.test_schemathesis": 150,
 }
 
 

@@ -45,7 +45,7 @@ _TIMESTAMP = re.compile(r"^(?:(\d{2,}):)?([0-5]\d):([0-5]\d)\.(\d{3})$")
 # the explicit header and no header behave the same; we still write it because Safari's native
 # player, video.js and Shaka treat a segment without it differently (Shaka PR 9313, VHS issue 1216),
 # and the familiar MPEGTS:900000 is an MPEG-TS convention that would show fMP4 subtitles 10 s late
-# (Jellyfin issue 16647). tests/integration/test_subtitles_hls.py checks it with the hls.js we ship.
+# (Jellyfin issue 16647). tests/media/test_subtitles_hls.py checks it with the hls.js we ship.
 TIMESTAMP_MAP = "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000"
 
 __all__ = [

@@ -4,7 +4,7 @@ Every string a page shows is an English msgid in a template (``{{ _("…") }}`` 
 ``{% trans %}``) or in Python (:func:`gettext`). Translations live as gettext ``.po`` files in
 ``lmsd/portal/locale/<lang>/LC_MESSAGES/*.po`` — one file per area of the portal, all merged —
 and are read with Babel at first use (no compile step, nothing generated). A missing
-translation shows the English text; ``tests/unit/test_portal_i18n.py`` fails the build when a
+translation shows the English text; ``tests/portal/test_portal_i18n.py`` fails the build when a
 shipped language lacks one.
 
 The language of a page is, in order: the signed-in user's profile choice, the ``lmsd_lang``

@@ -2,7 +2,7 @@
 
 Each case is an `Event` in protobuf's canonical JSON mapping (field names as in the .proto);
 the expected bytes come from the Python generated code (run scripts/gen_contracts.py first).
-Both tests/unit/test_contracts.py and rust/proto/tests/vectors.rs check every case in the
+Both tests/events/test_contracts.py and rust/proto/tests/vectors.rs check every case in the
 file, both ways (encode → bytes, bytes → decode). Adding a case: add it here, run
 `.venv/bin/python proto/testdata/make_vectors.py`, and add the same message under the same
 name in rust/proto/tests/vectors.rs (the Rust test fails on cases it does not know).

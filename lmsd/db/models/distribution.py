@@ -1,5 +1,5 @@
 """The Citus plan (docs/citus.md), read by migrations (when the citus extension is present, through
-lmsd.db.citus) and by tests/unit/test_citus_plan.py, which holds the metadata to it.
+lmsd.db.citus) and by tests/db/test_citus_plan.py, which holds the metadata to it.
 
 ``campuses`` and the consumers' bookkeeping are reference tables; every other table belongs to one
 campus, is distributed by ``campus_id`` and colocated with the others, so every primary key,

@@ -308,7 +308,7 @@ fn unix_now() -> u64 {
 mod tests {
     use super::*;
 
-    /// Shared with tests/unit/test_media_signing.py: both sides must agree on it.
+    /// Shared with tests/media/test_media_signing.py: both sides must agree on it.
     pub const VECTOR_KEY: &str = "lmsd-test-media-key-0123456789";
     pub const VECTOR_PATH: &str = "/media/course-1/lesson 2/index.m3u8";
     pub const VECTOR_EXP: &str = "2000000000";

@@ -1,5 +1,5 @@
 //! The Rust contract types against the shared vectors in `proto/testdata/vectors.json`
-//! (written by `proto/testdata/make_vectors.py`; tests/unit/test_contracts.py checks the Python
+//! (written by `proto/testdata/make_vectors.py`; tests/events/test_contracts.py checks the Python
 //! code against the same bytes). Every case in the file must have its message built here under
 //! the same name, and every message here must be in the file.
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_transcribe import LECTURE, MIN_ACCURACY, SPEED, VOICE, word_accuracy
 from tests.learning import client, setup, wait_progress
 from tests.media import FFMPEG, make_clip, uploaded_video, wait_video
+from tests.media.test_transcribe import LECTURE, MIN_ACCURACY, SPEED, VOICE, word_accuracy
 from tests.support import Campus, nats_connect
 
 pytestmark = pytest.mark.slow

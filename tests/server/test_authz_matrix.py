@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tests.api import PASSWORD, Person, admin, client, course, login, person
 from tests.db import Database
-from tests.integration.test_video_api import make_ready
 from tests.media import make_clip, uploaded_video
+from tests.media.test_video_api import make_ready
 
 
 def b64(text: str) -> str:

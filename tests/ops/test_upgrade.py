@@ -11,7 +11,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from lmsd.db.migrate import MIGRATIONS
-from tests.integration.test_backup_restore import _seed, _snapshot
+from tests.ops.test_backup_restore import _seed, _snapshot
 from tests.support import Campus, app_dsn
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """The document says every constraint the server enforces (schemathesis's findings, kept fixed).
 
 Each case here was once a request the document allowed and the server refused (or the other way
-round); the whole-API check is tests/integration/test_schemathesis.py, through the gateway.
+round); the whole-API check is tests/server/test_schemathesis.py, through the gateway.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 ROLES = ("learner", "instructor", "admin")
 ROOT = Path(__file__).resolve().parents[2]
-HOOKS = "tests.integration.schemathesis_hooks"  # serializers for media types schemathesis does not know
+HOOKS = "tests.server.schemathesis_hooks"  # serializers for media types schemathesis does not know
 SEED = 14
 # Per operation and phase: 56 operations x 3 roles must stay within a few minutes on 2 cores
 # (about a minute a role at 8). One worker: the run is deterministic, and schemathesis's threads

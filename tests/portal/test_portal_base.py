@@ -72,7 +72,7 @@ async def test_language_picker_and_cookie_api_csrf(database: Database) -> None:
                          headers={**ORIGIN, "referer": "http://a.example/catalog"}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/catalog"
         # Spanish now, whatever the browser prefers (the profile's language is stored too: the
-        # learner's pages read it, tests/integration/test_portal_learner.py)
+        # learner's pages read it, tests/portal/test_portal_learner.py)
         page = await c.get("/definitely/not/here", headers={"accept-language": "fr"})
         assert '<html lang="es">' in page.text and "Página no encontrada" in page.text
         # the API with the session cookie: reads work, writes need the page's token

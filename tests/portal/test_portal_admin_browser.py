@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import FilePayload
 
 from tests.browser import assert_accessible, screenshot, sign_in, watch
-from tests.integration.test_portal_admin import png
+from tests.portal.test_portal_admin import png
 from tests.support import ADMIN_PASSWORD, Campus
 
 if TYPE_CHECKING:
