@@ -71,14 +71,19 @@ async def db(database: Database) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
-    """One running campus for a whole module of read-mostly tests."""
+def running_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """A campus installed and running until the generator is closed (a fixture's body)."""
     c = new_campus(tmp_path_factory.mktemp("campus") / "data")
     result = c.install()
     assert result.returncode == 0, result.stdout + result.stderr
     yield c
     c.lmsd("down", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """One running campus for a whole module of read-mostly tests."""
+    yield from running_campus(tmp_path_factory)
 
 
 # -- sharing the work between xdist workers (scripts/test: -n 2 --dist loadscope) -------------
@@ -92,7 +97,8 @@ LONGEST = {  # seconds per module, measured in CI (scripts/test prints them)
     "tests.events.test_events_faults": 202,
     "tests.media.test_video": 179,
     "tests.ops.test_backup_restore": 158,
-    "tests.events.test_events": 157,
+    "tests.events.test_stream_relay": 90,
+    "tests.events.test_learning_record": 80,
     "tests.runtime.test_stack": 142,
     "tests.learning.test_xapi_forward": 111,
     "tests.ops.test_upgrade": 102,
