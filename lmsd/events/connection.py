@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from typing import Any
 
 import asyncpg
 import nats
@@ -80,18 +81,24 @@ def nats_tls(settings: Settings) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=settings.nats.tls_ca_file or None)
 
 
+async def _connect(settings: Settings, secrets: Secrets, name: str, **options: Any) -> NATS:
+    """A connection to ``nats.*`` as lmsd's NATS user; ``options`` say how it reconnects."""
+    return await nats.connect(
+        servers=[nats_url(settings)], tls=nats_tls(settings), user=NATS_USER, password=secrets.nats_password,
+        name=name, **options,
+    )
+
+
 async def nats_connect(settings: Settings, secrets: Secrets, timeout: float = 5, name: str = "lmsd-cli") -> NATS:
     """One connection for a one-shot job (CLI, probe): fails fast, no background reconnects."""
 
     async def quiet(_: Exception) -> None:
         return None
 
-    return await nats.connect(
-        servers=[nats_url(settings)],
-        tls=nats_tls(settings),
-        user=NATS_USER,
-        password=secrets.nats_password,
-        name=name,
+    return await _connect(
+        settings,
+        secrets,
+        name,
         connect_timeout=timeout,
         allow_reconnect=False,
         max_reconnect_attempts=1,
@@ -105,12 +112,10 @@ async def nats_service(settings: Settings, secrets: Secrets, name: str) -> NATS:
     async def on_error(exc: Exception) -> None:
         log.warning("nats: %s", exc)
 
-    return await nats.connect(
-        servers=[nats_url(settings)],
-        tls=nats_tls(settings),
-        user=NATS_USER,
-        password=secrets.nats_password,
-        name=name,
+    return await _connect(
+        settings,
+        secrets,
+        name,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

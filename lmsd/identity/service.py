@@ -69,13 +69,7 @@ def user_problems(email: str, display_name: str, role: str, password: str) -> li
         problems.append(Invalid("enter an e-mail address", field="email", code="user.email_missing"))
     elif len(email) > EMAIL_MAX or not _EMAIL.match(email):
         problems.append(Invalid("this is not an e-mail address", field="email", code="user.email_invalid"))
-    if not display_name:
-        problems.append(Invalid("enter a display name", field="display_name", code="user.display_name_missing"))
-    elif len(display_name) > DISPLAY_NAME_MAX:
-        problems.append(Invalid(
-            f"a display name may have at most {DISPLAY_NAME_MAX} characters",
-            field="display_name", code="user.display_name_too_long",
-        ))
+    problems.extend(_display_name_problems(display_name))
     if role not in ROLES:
         problems.append(Invalid(f"role must be one of {', '.join(ROLES)}", field="role", code="user.role_unknown"))
     return problems + password_problems(password)
@@ -320,17 +314,23 @@ async def count_users(session: AsyncSession, actor: Identity) -> dict[str, int]:
 LOCALES = ("en", "fr", "es")  # the portal's shipped languages
 
 
+def _display_name_problems(name: str) -> list[Invalid]:
+    """The display-name rule, shared by accounts and profiles."""
+    if not name:
+        return [Invalid("enter a display name", field="display_name", code="user.display_name_missing")]
+    if len(name) > DISPLAY_NAME_MAX:
+        return [Invalid(
+            f"a display name may have at most {DISPLAY_NAME_MAX} characters",
+            field="display_name", code="user.display_name_too_long",
+        )]
+    return []
+
+
 def profile_problems(display_name: str, locale: str) -> list[Invalid]:
     """Every rule a profile breaks (a form shows them all at once); empty when it is valid."""
     problems: list[Invalid] = []
     name = " ".join(display_name.split())
-    if not name:
-        problems.append(Invalid("enter a display name", field="display_name", code="user.display_name_missing"))
-    elif len(name) > DISPLAY_NAME_MAX:
-        problems.append(Invalid(
-            f"a display name may have at most {DISPLAY_NAME_MAX} characters",
-            field="display_name", code="user.display_name_too_long",
-        ))
+    problems.extend(_display_name_problems(name))
     if locale not in LOCALES:
         problems.append(Invalid(
             f"language must be one of {', '.join(LOCALES)}", field="language", code="user.locale_unknown"
