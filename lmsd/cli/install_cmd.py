@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int | None, typer.Option(help="Number of API worker processes.")] = None,
         postgres_port: Annotated[int | None, typer.Option(help="Port of PostgreSQL (loopback).")] = None,
         nats_port: Annotated[int | None, typer.Option(help="Port of NATS (loopback).")] = None,
+        citus_workers: Annotated[
+            int | None,
+            typer.Option(help="Run PostgreSQL as a Citus cluster: a coordinator and this many workers (docs/citus.md)."),
+        ] = None,
         nats_monitor_port: Annotated[int | None, typer.Option(help="Port of NATS monitoring (loopback).")] = None,
         start: Annotated[bool, typer.Option(help="Leave the campus running afterwards.")] = True,
     ) -> None:
@@ -75,7 +79,7 @@ def register(app: typer.Typer) -> None:
             "campus": {"name": flags["campus_name"], "host": flags["host"], "admin_email": flags["admin_email"]},
             "gateway": {"port": flags["http_port"]},
             "api": {"port": api_port, "workers": workers},
-            "postgres": {"port": postgres_port},
+            "postgres": {"port": postgres_port, "citus_workers": citus_workers},
             "nats": {"port": nats_port, "monitor_port": nats_monitor_port},
         }
         output.info(f"Installing lmsd into [bold]{cli.data_dir}[/]")

@@ -93,7 +93,7 @@ def _nats_paused(settings: Settings, running: bool) -> Iterator[None]:
 def _pg_dump(settings: Settings, secrets: Secrets, out: Path) -> None:
     result = run_tool(
         [
-            binaries.postgres_tool("pg_dump"),
+            binaries.postgres_tool("pg_dump", settings),
             "--format=custom",
             "--file", out,
             "--dbname", settings.postgres.database,
@@ -287,7 +287,7 @@ async def _restore_db(settings: Settings, secrets: Secrets, dump: Path) -> None:
         result = await asyncio.to_thread(
             run_tool,
             [
-                binaries.postgres_tool("pg_restore"),
+                binaries.postgres_tool("pg_restore", settings),
                 "--exit-on-error",
                 "--single-transaction",
                 "--dbname", settings.postgres.database,

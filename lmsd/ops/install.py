@@ -7,7 +7,9 @@ values, secrets are generated once, initdb and the first admin happen once.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,10 @@ from lmsd.events.connection import nats_connect
 from lmsd.events.streams import ensure_streams
 from lmsd.identity.service import ensure_admin, ensure_campus
 from lmsd.ops.report import Reporter
-from lmsd.runtime import control, postgres, preflight
+from lmsd.runtime import citus, control, postgres, preflight
 from lmsd.settings import (
     Settings,
+    env_layer,
     load_settings,
     read_config_file,
     validate_config,
@@ -42,8 +45,20 @@ class InstallResult:
     started: bool
 
 
-def write_answers(data_dir: Path, answers: dict[str, Any]) -> Settings:
-    """Merge the admin's answers into the config file, generating the campus id once."""
+def _with_env(values: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(values)
+    for key, value in env.items():
+        merged[key] = _with_env(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def write_answers(
+    data_dir: Path, answers: dict[str, Any], check: Callable[[Settings], None] | None = None
+) -> Settings:
+    """Merge the admin's answers into the config file, generating the campus id once.
+
+    ``check`` sees the settings the file would give (``LMSD_*`` included) before anything is
+    written, so a refusal (Citus missing, say) leaves the data dir as it was."""
     current = read_config_file(data_dir)
     for section, values in answers.items():
         if isinstance(values, dict):
@@ -56,6 +71,8 @@ def write_answers(data_dir: Path, answers: dict[str, Any]) -> Settings:
     if not campus.get("id"):
         campus["id"] = str(uuid.uuid4())
     validate_config(data_dir, current)  # nothing is written unless the whole result is valid
+    if check is not None:
+        check(validate_config(data_dir, _with_env(current, env_layer(dict(os.environ)))))
     write_config_file(data_dir, current)
     return load_settings(data_dir)
 
@@ -99,13 +116,15 @@ def install(
     preflight.check_data_dir(settings.data_dir)
     preflight.check_disk(settings.data_dir, settings.runtime.min_free_disk_mb)
     with reporter.step("Writing configuration"):
-        settings = write_answers(settings.data_dir, answers)
+        settings = write_answers(settings.data_dir, answers, check=preflight.check_citus)
         secrets, _ = credentials.ensure(settings.data_dir)
     running = control.running_pid(settings) is not None
     if not running:
         preflight.check_ports(settings)
     with reporter.step("Initialising PostgreSQL (initdb)"):
         postgres.initdb(settings, secrets)
+        for i in citus.initdb_workers(settings, secrets):
+            reporter.info(f"Citus worker {i}: initialised")
     started_here = False
     if not running:
         with reporter.step("Starting the stack"):

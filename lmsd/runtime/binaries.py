@@ -11,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 from lmsd.errors import OperationFailed
+from lmsd.settings import Settings
 
 _PACKAGE_BIN = Path(__file__).resolve().parent.parent / "_bin"
 _REPO_TARGET = Path(__file__).resolve().parents[2] / "target" / "release"
@@ -34,7 +35,16 @@ def rust_binary(name: str) -> Path:
     )
 
 
-def postgres_bin_dir() -> Path:
+def postgres_bin_dir(settings: Settings | None = None) -> Path:
+    """Where PostgreSQL's binaries are: ``postgres.bin_dir`` when set (a PostgreSQL with Citus Data's
+    packages, say), else the pgserver wheel's. Without ``settings``, the ``LMSD_POSTGRES__BIN_DIR``
+    environment variable (the settings' own override) is honoured."""
+    configured = settings.postgres.bin_dir if settings is not None else os.environ.get("LMSD_POSTGRES__BIN_DIR", "")
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path / "postgres").exists():
+            raise OperationFailed(f"PostgreSQL binaries not found in {path} (postgres.bin_dir)")
+        return path
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise OperationFailed("the pgserver package (PostgreSQL binaries) is not installed")
@@ -44,8 +54,8 @@ def postgres_bin_dir() -> Path:
     return path
 
 
-def postgres_tool(name: str) -> Path:
-    return postgres_bin_dir() / name
+def postgres_tool(name: str, settings: Settings | None = None) -> Path:
+    return postgres_bin_dir(settings) / name
 
 
 def nats_server() -> Path:

@@ -21,7 +21,7 @@ from lmsd.events.connection import NATS_USER, nats_url
 from lmsd.events.streams import consumer_spec
 from lmsd.media import tools
 from lmsd.paths import RunPaths
-from lmsd.runtime import binaries, health, nats, postgres, replica
+from lmsd.runtime import binaries, citus, health, nats, postgres, replica
 from lmsd.settings import Settings
 
 Probe = Callable[[], Awaitable[health.ProbeResult]]
@@ -40,6 +40,7 @@ class Component:
     required: bool = True
     prepare: Callable[[], object] | None = None  # may return an awaitable (awaited)
     after_ready: Callable[[], Awaitable[None]] | None = None
+    together: bool = False  # starts with its neighbours that are too (none needs another up)
 
     def log_file(self, settings: Settings) -> Path:
         return settings.data_dir / "logs" / f"{self.name}.log"
@@ -64,20 +65,41 @@ def _replica(settings: Settings, secrets: Secrets, n: int) -> Component:
     )
 
 
+def citus_worker(settings: Settings, secrets: Secrets, i: int) -> Component:
+    """Citus worker i (docs/citus.md): a PostgreSQL of its own, required like the coordinator."""
+    port = citus.worker_port(settings, i)
+    return Component(
+        name=citus.worker_name(i),
+        label=f"PostgreSQL worker {i} (Citus)",
+        argv=citus.worker_argv(settings, i),
+        probe=lambda: health.probe_postgres(settings, secrets, port=port),
+        ready=lambda: health.probe_postgres(settings, secrets, require_database=False, port=port),
+        env=citus.server_env(citus.worker_dir(settings, i)),
+        user=postgres.server_user(settings),
+        stop_signal=signal.SIGINT,
+        prepare=lambda: citus.prepare_worker(settings, secrets, i),
+        after_ready=lambda: citus.bootstrap_worker(settings, secrets, i),
+    )
+
+
 def build(settings: Settings, secrets: Secrets) -> list[Component]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("LMSD_GATEWAY_")}
     base_env["LMSD_DATA_DIR"] = str(settings.data_dir)
-    components = [
+    citus_on = settings.postgres.citus_enabled
+    # Citus workers start before the coordinator, whose after-start hook registers them.
+    components = [citus_worker(settings, secrets, i) for i in range(1, settings.postgres.citus_workers + 1)]
+    components += [
         Component(
             name="postgres",
-            label="PostgreSQL",
+            label="PostgreSQL coordinator (Citus)" if citus_on else "PostgreSQL",
             argv=postgres.server_argv(settings),
             probe=lambda: health.probe_postgres(settings, secrets),
             ready=lambda: health.probe_postgres(settings, secrets, require_database=False),
+            env=citus.server_env(postgres.pgdata(settings)) if citus_on else {},
             user=postgres.server_user(settings),
             stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM would wait for clients
-            prepare=lambda: postgres.write_config(settings),
-            after_ready=lambda: postgres.bootstrap(settings, secrets),
+            prepare=lambda: citus.prepare_coordinator(settings, secrets),
+            after_ready=lambda: citus.bootstrap_coordinator(settings, secrets),
         ),
         Component(
             name="nats",
@@ -87,7 +109,9 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
             prepare=lambda: nats.write_config(settings, secrets),
         ),
     ]
-    components[1:1] = [_replica(settings, secrets, n) for n in range(1, settings.postgres.replicas + 1)]
+    first = settings.postgres.citus_workers + 1  # replicas follow the primary
+    components[first:first] = [_replica(settings, secrets, n) for n in range(1, settings.postgres.replicas + 1)]
+    services = len(components)  # from here to the gateway: the campus's own processes
     for index, port in enumerate(settings.api.worker_ports()):
         components.append(
             Component(
@@ -115,6 +139,8 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
         _python_service(settings, base_env, "media-worker", "Media worker (video state, transcription)", "lmsd.media.worker")
     )
     components += [_transcoder(settings, secrets, base_env, n) for n in range(settings.media.transcoders)]
+    for component in components[services:]:
+        component.together = True  # each needs only PostgreSQL and NATS
     components.append(_gateway(settings, secrets, base_env))
     return components
 

@@ -41,11 +41,16 @@ def _reason(exc: BaseException) -> str:
 
 
 async def probe_postgres(
-    settings: Settings, secrets: Secrets, timeout: float = 3, require_database: bool = True
+    settings: Settings,
+    secrets: Secrets,
+    timeout: float = 3,
+    require_database: bool = True,
+    port: int | None = None,
 ) -> ProbeResult:
+    """The primary (or, with ``port``, a Citus worker) answers as the superuser."""
     start = time.perf_counter()
     try:
-        conn = await asyncpg.connect(postgres.superuser_dsn(settings, secrets), timeout=timeout)
+        conn = await asyncpg.connect(postgres.superuser_dsn(settings, secrets, port=port), timeout=timeout)
         try:
             version = await conn.fetchval("SHOW server_version")
             has_db = await conn.fetchval(

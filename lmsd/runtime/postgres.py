@@ -77,8 +77,16 @@ def is_initialised(settings: Settings) -> bool:
 
 def initdb(settings: Settings, secrets: Secrets) -> bool:
     """Create the cluster once. Returns False when it already existed."""
-    data = pgdata(settings)
-    if is_initialised(settings):
+    if not initdb_at(settings, secrets, pgdata(settings)):
+        return False
+    write_config(settings)
+    return True
+
+
+def initdb_at(settings: Settings, secrets: Secrets, data: Path) -> bool:
+    """initdb into ``data`` once (the primary, or a Citus worker): the same superuser, password and
+    authentication everywhere. Returns False when it already existed."""
+    if (data / "PG_VERSION").exists():
         return False
     user = server_user(settings)
     if data.exists():
@@ -98,7 +106,7 @@ def initdb(settings: Settings, secrets: Secrets) -> bool:
     try:
         result = run_tool(
             [
-                binaries.postgres_tool("initdb"),
+                binaries.postgres_tool("initdb", settings),
                 "-D", data,
                 "-U", SUPERUSER,
                 "--pwfile", pwfile,
@@ -119,7 +127,6 @@ def initdb(settings: Settings, secrets: Secrets) -> bool:
         raise OperationFailed(f"initdb failed: {last}")
     with open(data / "postgresql.conf", "a") as conf:
         conf.write("\n# Settings owned by lmsd, rewritten at every start.\ninclude 'lmsd.conf'\n")
-    write_config(settings)
     return True
 
 
@@ -146,6 +153,19 @@ def render_config(settings: Settings, port: int) -> str:
     # Replicas that were down for a while catch up from the WAL the primary keeps; past that
     # they need a rebuild (docs/admin/replicas.md).
     keep = ["wal_keep_size = 512MB"] if settings.postgres.replicas else []
+    # Citus on every node: the extension preloaded; logical WAL so that shards move online
+    # (citus_rebalance_start); node-to-node connections over loopback need no TLS.
+    citus = (
+        [
+            "shared_preload_libraries = 'citus'",
+            "citus.node_conninfo = 'sslmode=prefer'",
+            f"citus.shard_count = {settings.postgres.citus_shard_count}",
+            "max_replication_slots = 20",
+        ]
+        if settings.postgres.citus_enabled
+        else []
+    )
+    wal_level = "logical" if settings.postgres.citus_enabled else "replica"
     return "\n".join(
         [
             "listen_addresses = '127.0.0.1'",
@@ -153,19 +173,20 @@ def render_config(settings: Settings, port: int) -> str:
             "unix_socket_directories = ''",
             "max_connections = 200",
             "shared_buffers = 128MB",
-            "wal_level = replica",
-            "max_wal_senders = 10",
+            f"wal_level = {wal_level}",
+            "max_wal_senders = 20" if citus else "max_wal_senders = 10",
             "logging_collector = off",
             "log_min_messages = warning",
             "log_line_prefix = '%m [%p] '",
             *keep,
+            *citus,
             "",
         ]
     )
 
 
 def server_argv(settings: Settings) -> list[str | Path]:
-    return [binaries.postgres_tool("postgres"), "-D", pgdata(settings)]
+    return [binaries.postgres_tool("postgres", settings), "-D", pgdata(settings)]
 
 
 def superuser_dsn(
@@ -191,10 +212,11 @@ def tool_env(settings: Settings, secrets: Secrets) -> dict[str, str]:
     return env
 
 
-async def bootstrap(settings: Settings, secrets: Secrets) -> None:
-    """Make sure the application role and database exist (idempotent; run after each start)."""
+async def bootstrap(settings: Settings, secrets: Secrets, port: int | None = None) -> None:
+    """Make sure the application role and database exist (idempotent; run after each start), on
+    the primary or (``port``) on a Citus worker, which gets the same role and password."""
     pg = settings.postgres
-    conn = await asyncpg.connect(superuser_dsn(settings, secrets), timeout=10)
+    conn = await asyncpg.connect(superuser_dsn(settings, secrets, port=port), timeout=10)
     try:
         role = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", pg.user)
         password = secrets.postgres_password.replace("'", "''")
@@ -203,7 +225,8 @@ async def bootstrap(settings: Settings, secrets: Secrets) -> None:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", pg.database)
         if not exists:
             await conn.execute(f'CREATE DATABASE "{pg.database}" OWNER "{pg.user}"')
-        await _bootstrap_replication(conn, settings, secrets)
+        if port is None:
+            await _bootstrap_replication(conn, settings, secrets)
     finally:
         await conn.close()
 

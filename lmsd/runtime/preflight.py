@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from lmsd.errors import OperationFailed
+from lmsd.runtime import citus
 from lmsd.settings import Settings
 
 
@@ -68,7 +69,14 @@ def check_ports(settings: Settings) -> None:
             )
 
 
+def check_citus(settings: Settings) -> None:
+    """With Citus workers, the PostgreSQL lmsd runs must have the extension."""
+    if settings.postgres.citus_enabled:
+        citus.check_extension(settings)
+
+
 def check_all(settings: Settings) -> None:
     check_data_dir(settings.data_dir)
     check_disk(settings.data_dir, settings.runtime.min_free_disk_mb)
+    check_citus(settings)
     check_ports(settings)

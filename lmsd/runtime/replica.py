@@ -44,7 +44,7 @@ def is_built(settings: Settings, n: int) -> bool:
 
 
 def server_argv(settings: Settings, n: int) -> list[str | Path]:
-    return [binaries.postgres_tool("postgres"), "-D", replica_dir(settings, n)]
+    return [binaries.postgres_tool("postgres", settings), "-D", replica_dir(settings, n)]
 
 
 def _conninfo(settings: Settings, secrets: Secrets, n: int) -> str:
@@ -68,7 +68,7 @@ def basebackup(settings: Settings, secrets: Secrets, n: int) -> None:
     env["PGPASSWORD"] = secrets.postgres_replication_password  # never on argv
     result = run_tool(
         [
-            binaries.postgres_tool("pg_basebackup"),
+            binaries.postgres_tool("pg_basebackup", settings),
             "--host", "127.0.0.1",
             "--port", str(settings.postgres.port),
             "--username", postgres.REPLICATION_USER,

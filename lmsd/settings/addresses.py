@@ -87,11 +87,32 @@ class PostgresSettings(BaseModel):
     max_replica_lag_ms: int = Field(
         5000, ge=0, description="A replica further behind than this serves no reads (primary does)."
     )
+    bin_dir: str = Field(
+        "", description="Folder of PostgreSQL's binaries lmsd runs (postgres, initdb, pg_config…); "
+        "empty: the pgserver wheel's. Point it at a PostgreSQL that has Citus Data's packages for Citus."
+    )
+    citus_workers: int = Field(
+        0, ge=0, le=16, description="Citus workers the embedded runtime runs beside the coordinator "
+        "(the primary); 0: plain PostgreSQL (docs/citus.md)."
+    )
+    citus_worker_port: int = Field(
+        0, ge=0, le=65535, description="Port of the first embedded Citus worker; worker i uses port + i - 1. "
+        "0: postgres.port + 20."
+    )
+    citus_shard_count: int = Field(
+        32, ge=1, le=4096, description="Shards per distributed table, fixed when a table is distributed: "
+        "the most workers its rows can ever spread over."
+    )
+    citus_worker_nodes: list[str] = Field(
+        default_factory=list,
+        description="host:port of each Citus worker of a cluster lmsd does not run (Compose, Helm); "
+        "non-empty: these are the workers and citus_workers stays 0.",
+    )
 
     _port = field_validator("port")(classmethod(lambda cls, v: check_port(v)))
     _host = field_validator("host")(classmethod(lambda cls, v: check_host(v)))
 
-    @field_validator("nodes")
+    @field_validator("nodes", "citus_worker_nodes")
     @classmethod
     def _nodes(cls, value: list[str]) -> list[str]:
         return [join_host_port(*split_node(node)) for node in value]
@@ -105,11 +126,50 @@ class PostgresSettings(BaseModel):
             )
         if self.ssl_ca_file and self.sslmode not in ("verify-ca", "verify-full"):
             raise ValueError("postgres.ssl_ca_file is used only with sslmode verify-ca or verify-full")
+        self._check_citus()
         return self
+
+    def _check_citus(self) -> None:
+        if self.citus_worker_nodes and self.citus_workers:
+            raise ValueError(
+                "postgres.citus_worker_nodes lists the workers of a cluster lmsd does not run and "
+                "postgres.citus_workers starts embedded ones: set only one"
+            )
+        if self.citus_enabled and (self.replicas or len(self.nodes) > 1):
+            raise ValueError(
+                "read replicas with Citus are not supported yet (each node would need its own "
+                "streaming replicas): set postgres.replicas to 0 or drop the Citus workers"
+            )
+        last = self.first_worker_port + self.citus_workers - 1
+        if self.citus_workers and last > 65535:
+            raise ValueError(f"Citus worker ports {self.first_worker_port}..{last} go past 65535")
+        if self.citus_workers and self.first_worker_port <= self.port <= last:
+            raise ValueError(
+                f"postgres.port {self.port} is among the Citus workers' ports {self.first_worker_port}..{last}"
+            )
 
     def replica_ports(self) -> list[int]:
         """Ports the embedded replicas listen on (none when ``nodes`` is given)."""
         return [self.port + n for n in range(1, self.replicas + 1)]
+
+    @property
+    def citus_enabled(self) -> bool:
+        """PostgreSQL runs as a Citus cluster: the primary is the coordinator of some workers."""
+        return bool(self.citus_workers or self.citus_worker_nodes)
+
+    @property
+    def first_worker_port(self) -> int:
+        return self.citus_worker_port or self.port + 20
+
+    def citus_worker_ports(self) -> list[int]:
+        """Ports the embedded Citus workers listen on (worker i, 1-based, on the (i-1)-th)."""
+        return [self.first_worker_port + i for i in range(self.citus_workers)]
+
+    def citus_worker_addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each Citus worker, whichever way they are given (none: no Citus)."""
+        if self.citus_worker_nodes:
+            return [split_node(node) for node in self.citus_worker_nodes]
+        return [(self.host, port) for port in self.citus_worker_ports()]
 
     def node_addresses(self) -> list[tuple[str, int]]:
         """(host, port) of the primary first, then of each read replica."""

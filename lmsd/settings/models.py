@@ -153,6 +153,7 @@ class Settings(BaseModel):
         ports = [
             ("PostgreSQL", self.postgres.port),
             *((f"PostgreSQL replica {n}", p) for n, p in enumerate(self.postgres.replica_ports(), 1)),
+            *((f"Citus worker {n}", p) for n, p in enumerate(self.postgres.citus_worker_ports(), 1)),
             ("NATS", self.nats.port),
             ("NATS monitoring", self.nats.monitor_port),
         ]
