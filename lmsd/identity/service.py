@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -26,10 +27,16 @@ ROLES = ("learner", "instructor", "admin")
 LOCK_AFTER_FAILURES = 5
 RESET_TTL = dt.timedelta(hours=2)
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verifying against this keeps the time of "no such user" equal to "wrong password".
-_DUMMY_HASH = _hasher.hash("lmsd-timing-equaliser")
 # Argon2 is deliberately slow (tens of ms, tens of MiB): hashing and verifying run in a worker
 # thread (argon2-cffi releases the GIL), never on the event loop, and never under a row lock.
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps the time of "no such user" equal to "wrong password".
+    Made on first use, not at import: every process that imports this module (the CLI's every
+    command, each worker) would otherwise pay for an Argon2 hash it may never need."""
+    return _hasher.hash("lmsd-timing-equaliser")
 
 
 def _now() -> dt.datetime:
@@ -159,7 +166,7 @@ async def authenticate(session: AsyncSession, campus_id: uuid.UUID, email: str, 
             extra = min(2 ** (user.failed_logins - LOCK_AFTER_FAILURES), 15)
             user.locked_until = _now() + dt.timedelta(minutes=extra)
     await session.commit()  # the claim survives a failure, and the row lock ends here
-    stored = user.password_hash if user is not None else _DUMMY_HASH
+    stored = user.password_hash if user is not None else await asyncio.to_thread(_dummy_hash)
     if not await asyncio.to_thread(_verify, stored, password) or user is None:
         raise Unauthorized("wrong e-mail or password", code="auth.wrong_password")
     await session.execute(

@@ -1,10 +1,13 @@
 """The supervisor: the one long-running parent of an embedded install.
 
-It starts the components in order, waiting for each to pass its real health probe; restarts a
+It starts the components in order, waiting for each to pass its real health probe (a run of
+components marked ``together``, the campus's own services, starts at once and is waited for as a
+whole: none of them needs another to be up, only the servers before them); restarts a
 child that dies, with exponential back-off that resets once the child has been up for a while;
 records pids and restart counts in ``run/state.json`` for `lmsd status`; answers a small JSON
 control protocol on ``run/control.sock`` (pause/resume a component for a consistent backup);
-and on SIGTERM/SIGINT stops the children in reverse order, each with its graceful signal.
+and on SIGTERM/SIGINT stops the children in reverse order (a ``together`` run at once), each with
+its graceful signal.
 
 Children get PR_SET_PDEATHSIG, so even a kill -9 of the supervisor leaves no orphan.
 """
@@ -134,9 +137,11 @@ class Supervisor:
         code = 0
         try:
             self.save()
-            for child in self.children.values():
-                child.task = asyncio.create_task(self._supervise(child))
-                await self._first_ready(child)
+            for group in self._start_groups():
+                for child in group:
+                    child.task = asyncio.create_task(self._supervise(child))
+                for child in group:
+                    await self._first_ready(child)
             self.state = "running"
             self.save()
             await self._stop.wait()
@@ -154,6 +159,16 @@ class Supervisor:
             self._release_lock()
         return code
 
+    def _start_groups(self) -> list[list[Child]]:
+        """The children in start order, a run of ``together`` components as one group."""
+        groups: list[list[Child]] = []
+        for child in self.children.values():
+            if child.component.together and groups and groups[-1][-1].component.together:
+                groups[-1].append(child)
+            else:
+                groups.append([child])
+        return groups
+
     async def _first_ready(self, child: Child) -> None:
         stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
         ready: asyncio.Future[Any] = child.ready
@@ -166,12 +181,13 @@ class Supervisor:
 
     async def stop_all(self) -> None:
         self._stopping = True
-        for child in reversed(list(self.children.values())):
-            await self._stop_child(child)
-            if child.task is not None:
-                child.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await child.task
+        for group in reversed(self._start_groups()):
+            await asyncio.gather(*(self._stop_child(child) for child in group))
+            for child in group:
+                if child.task is not None:
+                    child.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await child.task
 
     async def _stop_child(self, child: Child) -> None:
         proc = child.proc
@@ -305,12 +321,38 @@ class Supervisor:
         await writer.drain()
         writer.close()
 
+    async def _add(self, name: str) -> dict[str, Any]:
+        """Start a component the settings gained since start-up (a Citus worker of `lmsd db
+        add-worker`) in its place in the start order, the others untouched (cluster part, issue 15)."""
+        if name in self.children:
+            raise OperationFailed(f"{name!r} is already supervised")
+        settings = load_settings(self.settings.data_dir)
+        comps = components_mod.build(settings, credentials.load(settings.data_dir))
+        order = [c.name for c in comps]
+        if name not in order:
+            raise OperationFailed(f"the settings have no component {name!r}")
+        child = Child(comps[order.index(name)])
+        self.children[name] = child
+        rank = {n: i for i, n in enumerate(order)}
+        self.children = {n: self.children[n] for n in sorted(self.children, key=lambda n: rank.get(n, len(rank)))}
+        child.task = asyncio.create_task(self._supervise(child))
+        try:
+            await child.ready
+        except LmsdError:
+            del self.children[name]
+            self.save()
+            raise
+        self.save()
+        return {"ok": True}
+
     async def _command(self, op: str, name: str) -> dict[str, Any]:
         if op == "status":
             return {"ok": True, "state": self.snapshot()}
         if op == "shutdown":
             self._stop.set()
             return {"ok": True}
+        if op == "add":
+            return await self._add(name)
         child = self.children.get(name)
         if child is None:
             raise OperationFailed(f"unknown component {name!r}")
