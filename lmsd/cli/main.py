@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lmsd import __version__
-from lmsd.cli import config_cmd, data_cmd, dev_cmd, events_cmd, install_cmd, output, stack_cmd
+from lmsd.cli import config_cmd, data_cmd, db_cmd, dev_cmd, events_cmd, install_cmd, output, stack_cmd
 from lmsd.cli.context import CliContext
 from lmsd.errors import LmsdError
 
@@ -53,6 +53,7 @@ install_cmd.register(app)
 stack_cmd.register(app)
 data_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(events_cmd.app, name="events")
 

@@ -115,6 +115,11 @@ def install(
         )
     preflight.check_data_dir(settings.data_dir)
     preflight.check_disk(settings.data_dir, settings.runtime.min_free_disk_mb)
+    wants_citus = bool((answers.get("postgres") or {}).get("citus_workers"))
+    if wants_citus and postgres.is_initialised(settings) and not settings.postgres.citus_enabled:
+        raise Invalid(
+            "this campus was installed on plain PostgreSQL: move it to Citus with `lmsd db distribute --workers N`"
+        )
     with reporter.step("Writing configuration"):
         settings = write_answers(settings.data_dir, answers, check=preflight.check_citus)
         secrets, _ = credentials.ensure(settings.data_dir)

@@ -7,7 +7,7 @@ from typing import Any
 
 from lmsd import credentials
 from lmsd.errors import LmsdError, OperationFailed
-from lmsd.ops import events
+from lmsd.ops import cluster, events
 from lmsd.ops.backup import is_installed
 from lmsd.runtime import components, control
 from lmsd.settings import Settings
@@ -45,6 +45,8 @@ async def collect(settings: Settings) -> dict[str, Any]:
         if comp.name.startswith("postgres-replica-"):
             row["lag_ms"] = probe.lag_ms  # None when down or unknown; other rows keep their shape
         rows.append(row)
+    if settings.postgres.citus_enabled:
+        await cluster.add_shard_counts(settings, secrets, rows)
     healthy = pid is not None and all(r["ok"] for r in rows if r["required"])
     bus: dict[str, Any] | None = None
     if all(r["ok"] for r in rows if r["name"] in ("postgres", "nats")):

@@ -17,8 +17,11 @@ migrations distribute their tables (:mod:`lmsd.db.citus`).
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -57,11 +60,10 @@ def check_extension(settings: Settings) -> None:
     lib, share, version = Path(lines[0]), Path(lines[1]) / "extension", lines[2].strip()
     if (lib / "citus.so").is_file() and (share / "citus.control").is_file():
         return
-    major = version.removeprefix("PostgreSQL ").split(".")[0]
     raise OperationFailed(
         f"Citus is not installed in the PostgreSQL lmsd runs (no citus.so in {lib} or no citus.control "
-        f"in {share}): install Citus Data's packages for {version} (postgresql-{major}-citus) and set "
-        "postgres.bin_dir to that PostgreSQL's bin folder (docs/citus.md)"
+        f"in {share}): install Citus Data's packages for {version} and set postgres.bin_dir to that "
+        "PostgreSQL's bin folder (docs/citus.md, Running Citus)"
     )
 
 
@@ -192,3 +194,38 @@ async def node_shards(settings: Settings, secrets: Secrets) -> dict[int, tuple[i
     finally:
         await conn.close()
     return {int(r["nodeport"]): (int(r["shards"]), int(r["bytes"])) for r in rows}
+
+
+async def rebalance(
+    settings: Settings, secrets: Secrets, on_progress: Callable[[str, int, int], None], poll_s: float = 1.0
+) -> int:
+    """Start Citus's background rebalance (shards move online, by logical replication) and follow
+    ``citus_rebalance_status()`` until it ends, calling ``on_progress(state, done, total)`` at each
+    poll. Returns how many shard moves it made (0: nothing to move)."""
+    conn = await _superuser(settings, secrets)
+    try:
+        job = await conn.fetchval("SELECT citus_rebalance_start()")
+        if job is None:
+            return 0
+        while True:
+            row = await conn.fetchrow(
+                "SELECT state::text AS state, details FROM citus_rebalance_status() WHERE job_id = $1", job
+            )
+            if row is None:
+                raise OperationFailed(f"the rebalance job {job} disappeared")
+            details = json.loads(row["details"]) if isinstance(row["details"], str) else (row["details"] or {})
+            counts: dict[str, int] = details.get("task_state_counts") or {}
+            done, total = int(counts.get("done", 0)), sum(int(v) for v in counts.values())
+            on_progress(row["state"], done, total)
+            if row["state"] == "finished":
+                return total
+            if row["state"] in ("failed", "cancelled", "failing", "cancelling"):
+                why = await conn.fetchval(
+                    "SELECT message FROM pg_dist_background_task WHERE job_id = $1 AND message <> '' "
+                    "ORDER BY task_id DESC LIMIT 1",
+                    job,
+                )
+                raise OperationFailed(f"the rebalance {row['state']}: {str(why or 'no message').strip().splitlines()[0]}")
+            await asyncio.sleep(poll_s)
+    finally:
+        await conn.close()

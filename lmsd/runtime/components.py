@@ -70,7 +70,7 @@ def citus_worker(settings: Settings, secrets: Secrets, i: int) -> Component:
     port = citus.worker_port(settings, i)
     return Component(
         name=citus.worker_name(i),
-        label=f"PostgreSQL worker {i} (Citus)",
+        label=f"PostgreSQL worker {i}",
         argv=citus.worker_argv(settings, i),
         probe=lambda: health.probe_postgres(settings, secrets, port=port),
         ready=lambda: health.probe_postgres(settings, secrets, require_database=False, port=port),
@@ -91,7 +91,7 @@ def build(settings: Settings, secrets: Secrets) -> list[Component]:
     components += [
         Component(
             name="postgres",
-            label="PostgreSQL coordinator (Citus)" if citus_on else "PostgreSQL",
+            label="PostgreSQL coordinator" if citus_on else "PostgreSQL",
             argv=postgres.server_argv(settings),
             probe=lambda: health.probe_postgres(settings, secrets),
             ready=lambda: health.probe_postgres(settings, secrets, require_database=False),
