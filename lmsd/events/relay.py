@@ -54,26 +54,31 @@ MAX_BATCH = 1000  # messages per atomic batch (the server's limit)
 MAX_INFLIGHT = 32  # atomic batches open at once (the server allows 50 per stream)
 MAX_AGGREGATES = 2000  # aggregates per round
 
-# Pending aggregates (ix_event_aggregates_pending), then each one's unpublished events in
-# version order (uq_outbox_aggregate_version); a round stops at $3 events.
-_UNPUBLISHED = f"""
-SELECT a.campus_id, a.aggregate, a.aggregate_id, a.published_version, a.published_seq,
-       o.seq, o.id, o.subject, o.version, o.payload
-FROM (SELECT campus_id, aggregate, aggregate_id, published_version, published_seq
-      FROM event_aggregates WHERE version > published_version
-      ORDER BY published_seq LIMIT $1) AS a
+# The work list, in two steps that Citus routes (docs/citus.md, "The relay's work list"): the
+# pending aggregates of every campus, least recently published first (ix_event_aggregates_pending;
+# on Citus the one statement of the relay that reads every shard), then per campus the unpublished
+# events of its pending aggregates, in version order (uq_outbox_aggregate_version), read from the
+# campus's own shard. One statement joining the two laterally is refused by Citus.
+_PENDING = """
+SELECT campus_id, aggregate, aggregate_id, published_version, published_seq
+FROM event_aggregates WHERE version > published_version
+ORDER BY published_seq LIMIT $1
+"""
+_RUNS = f"""
+SELECT a.aggregate, a.aggregate_id, o.seq, o.id, o.subject, o.version, o.payload
+FROM unnest($2::text[], $3::uuid[], $4::bigint[]) AS a(aggregate, aggregate_id, published_version)
 CROSS JOIN LATERAL (
   SELECT o.seq, o.id, o.subject, o.version, o.payload FROM outbox o
-  WHERE o.campus_id = a.campus_id AND o.aggregate = a.aggregate AND o.aggregate_id = a.aggregate_id
+  WHERE o.campus_id = $1 AND o.aggregate = a.aggregate AND o.aggregate_id = a.aggregate_id
     AND o.version > a.published_version
   ORDER BY o.version LIMIT {MAX_BATCH}
 ) AS o
-LIMIT $2
+LIMIT $5
 """
 _ADVANCE = """
 UPDATE event_aggregates a SET published_version = u.v, published_seq = u.s, attempts = 0, last_error = ''
-FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[]) AS u(c, g, i, v, s)
-WHERE a.campus_id = u.c AND a.aggregate = u.g AND a.aggregate_id = u.i
+FROM unnest($2::text[], $3::uuid[], $4::bigint[], $5::bigint[]) AS u(g, i, v, s)
+WHERE a.campus_id = $1 AND a.aggregate = u.g AND a.aggregate_id = u.i
   AND (a.published_version < u.v OR (a.published_version = u.v AND a.published_seq < u.s))
 """
 _FAILED = """
@@ -82,6 +87,8 @@ WHERE campus_id = $1 AND aggregate = $2 AND aggregate_id = $3
 """
 
 Key = tuple[uuid.UUID, str, uuid.UUID]
+# an aggregate's (published version, published stream seq) and its unpublished events in version order
+Work = dict[Key, tuple[tuple[int, int], list[asyncpg.Record]]]
 
 # The work list is read through the indexes, in their order, stopping at the round's size. The
 # planner's estimates of a queue are always stale (rows arrive and leave by the thousand between
@@ -119,19 +126,18 @@ class Relay:
     async def run_once(self) -> tuple[int, int]:
         """Publish one round. Returns (events published, aggregates failing)."""
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_UNPUBLISHED, MAX_AGGREGATES, self.batch)
-        if not rows:
+            work = await work_list(conn, MAX_AGGREGATES, self.batch)
+        if not work:
             return 0, 0
-        chains: dict[Key, list[asyncpg.Record]] = defaultdict(list)
-        for row in rows:
-            chains[(row["campus_id"], row["aggregate"], row["aggregate_id"])].append(row)
         outcome = Outcome()
-        await asyncio.gather(*(self._publish_chain(key, chain, outcome) for key, chain in chains.items()))
+        await asyncio.gather(*(self._publish_chain(key, at, chain, outcome) for key, (at, chain) in work.items()))
         await self._record(outcome)
         return outcome.events, len(outcome.failed)
 
-    async def _publish_chain(self, key: Key, chain: list[asyncpg.Record], outcome: Outcome) -> None:
-        version, last_seq = int(chain[0]["published_version"]), int(chain[0]["published_seq"])
+    async def _publish_chain(
+        self, key: Key, published: tuple[int, int], chain: list[asyncpg.Record], outcome: Outcome
+    ) -> None:
+        version, last_seq = published
         run: list[asyncpg.Record] = []
         for row in chain:  # in version order
             if row["version"] != version + len(run) + 1:
@@ -195,11 +201,13 @@ class Relay:
             last = dict(outcome.sent)
             for key, (msg_id, seq) in outcome.resync.items():
                 last[key] = await self._resynced(conn, key, msg_id, seq, last.get(key, (0, 0))[0])
-            if last:
-                keys = list(last)
+            by_campus: dict[uuid.UUID, list[Key]] = defaultdict(list)
+            for key in last:
+                by_campus[key[0]].append(key)
+            for campus, keys in by_campus.items():  # one statement per campus: one shard each
                 await conn.execute(
                     _ADVANCE,
-                    [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                    campus, [k[1] for k in keys], [k[2] for k in keys],
                     [last[k][0] for k in keys], [last[k][1] for k in keys],
                 )
             for key, reason in outcome.failed.items():
@@ -238,6 +246,31 @@ class Relay:
                 retention_h * 3600,
             )
         return int(result.split()[-1])
+
+
+async def work_list(conn: asyncpg.Connection, aggregates: int, events: int) -> Work:
+    """A round's work: up to ``aggregates`` pending aggregates of every campus (least recently
+    published first), then, campus by campus in that order, their unpublished events in version
+    order, up to ``events`` in all. Only this relay (it holds the lock) moves a published version,
+    so the two reads agree although they are two statements."""
+    pending = await conn.fetch(_PENDING, aggregates)
+    by_campus: dict[uuid.UUID, list[asyncpg.Record]] = defaultdict(list)
+    for row in pending:
+        by_campus[row["campus_id"]].append(row)
+    work: Work = {}
+    for campus, rows in by_campus.items():
+        left = events - sum(len(chain) for _, chain in work.values())
+        if left <= 0:
+            break
+        start = {(campus, r["aggregate"], r["aggregate_id"]): (int(r["published_version"]), int(r["published_seq"])) for r in rows}
+        runs = await conn.fetch(
+            _RUNS, campus, [r["aggregate"] for r in rows], [r["aggregate_id"] for r in rows],
+            [r["published_version"] for r in rows], left,
+        )
+        for run in runs:
+            key = (campus, run["aggregate"], run["aggregate_id"])
+            work.setdefault(key, (start[key], []))[1].append(run)
+    return work
 
 
 async def backlog(conn: asyncpg.Connection) -> dict[str, Any]:
