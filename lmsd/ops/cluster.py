@@ -53,7 +53,7 @@ async def add_shard_counts(settings: Settings, secrets: Secrets, rows: list[dict
             row["detail"] = "; ".join(filter(None, [row["detail"], f"{count} shards, {_size(size)}"]))
 
 
-def _require_citus(settings: Settings) -> Secrets:
+def _require_citus(settings: Settings) -> None:
     if not is_installed(settings.data_dir):
         raise OperationFailed(f"no campus is installed in {settings.data_dir}: run `lmsd install`")
     citus.check_extension(settings)
@@ -62,7 +62,6 @@ def _require_citus(settings: Settings) -> Secrets:
             "the Citus workers of this campus are postgres.citus_worker_nodes, a cluster lmsd does not run:"
             " add the node there (citus_add_node on the coordinator)"
         )
-    return credentials.load(settings.data_dir)
 
 
 def _planned(settings: Settings, workers: int) -> Settings:
@@ -91,13 +90,14 @@ def add_worker(
 ) -> AddedWorker:
     """One more worker under the running supervisor, registered, then the shards rebalanced onto it
     (``citus_rebalance_start``: shards move online, the API keeps serving)."""
-    secrets = _require_citus(settings)
+    _require_citus(settings)
     if settings.postgres.citus_workers == 0:
         raise Invalid(
             "this campus runs on plain PostgreSQL: move it to Citus first with `lmsd db distribute --workers N`"
         )
     if control.running_pid(settings) is None:
         raise OperationFailed("lmsd is not running (start it with `lmsd up`): workers join a running campus")
+    secrets = credentials.load(settings.data_dir)
     n = settings.postgres.citus_workers + 1
     _planned(settings, n)
     with reporter.step(f"Initialising Citus worker {n}"):
@@ -127,7 +127,7 @@ def distribute(settings: Settings, workers: int, reporter: Reporter) -> list[str
     """Move a campus from plain PostgreSQL onto Citus with ``workers`` workers, its data kept: the
     campus restarts with Citus preloaded and the workers, the coordinator registers them, then every
     table of the plan is distributed. Running it again resumes (each step is idempotent)."""
-    secrets = _require_citus(settings)
+    _require_citus(settings)
     current = settings.postgres.citus_workers
     if workers < 1:
         raise Invalid("--workers must be at least 1")
@@ -135,6 +135,7 @@ def distribute(settings: Settings, workers: int, reporter: Reporter) -> list[str
         raise Invalid(
             f"this campus already runs on Citus with {current} workers: grow it with `lmsd db add-worker`"
         )
+    secrets = credentials.load(settings.data_dir)
     running = control.running_pid(settings) is not None
     if not current:
         _planned(settings, workers)  # refused here, before anything stops
