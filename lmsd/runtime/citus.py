@@ -105,7 +105,7 @@ def worker_argv(settings: Settings, i: int) -> list[str | Path]:
 def initdb_worker(settings: Settings, secrets: Secrets, i: int) -> bool:
     """initdb for worker i once, then its config. False when it already existed."""
     created = postgres.initdb_at(settings, secrets, worker_dir(settings, i))
-    prepare_worker(settings, secrets, i)
+    write_worker_config(settings, secrets, i)
     return created
 
 
@@ -114,11 +114,14 @@ def initdb_workers(settings: Settings, secrets: Secrets) -> list[int]:
     return [i for i in range(1, settings.postgres.citus_workers + 1) if initdb_worker(settings, secrets, i)]
 
 
-def prepare_worker(settings: Settings, secrets: Secrets, i: int) -> None:
-    """Before each start of worker i: its lmsd.conf and pgpass follow the settings and secrets."""
+async def prepare_worker(settings: Settings, secrets: Secrets, i: int) -> None:
+    """Before each start of worker i: made if missing (``citus_workers`` raised by hand; `lmsd db
+    add-worker` also rebalances), then its lmsd.conf and pgpass follow the settings and secrets."""
+    await asyncio.to_thread(initdb_worker, settings, secrets, i)
+
+
+def write_worker_config(settings: Settings, secrets: Secrets, i: int) -> None:
     data = worker_dir(settings, i)
-    if not (data / "PG_VERSION").exists():
-        raise OperationFailed(f"Citus worker {i} has no cluster in {data}: run `lmsd install` again")
     conf = data / "lmsd.conf"
     conf.write_text(postgres.render_config(settings, worker_port(settings, i)))
     postgres._own(conf, postgres.server_user(settings))

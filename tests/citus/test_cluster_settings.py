@@ -115,3 +115,21 @@ def test_pgpass_holds_both_roles_and_is_private(tmp_path: Path) -> None:
     assert f"127.0.0.1:*:*:postgres:{secrets.postgres_superuser_password}" in lines
     assert f"127.0.0.1:*:*:lmsd:{secrets.postgres_password}" in lines
     assert citus._pgpass_field("a:b\\c") == "a\\:b\\\\c"
+
+
+def test_a_worker_is_made_on_its_first_start_with_citus_preloaded(tmp_path: Path) -> None:
+    import asyncio
+
+    from lmsd import credentials
+
+    settings = load_settings(tmp_path, postgres={"port": 7000, "citus_workers": 2, "citus_shard_count": 8})
+    secrets, _ = credentials.ensure(tmp_path)
+    asyncio.run(citus.prepare_worker(settings, secrets, 2))  # `citus_workers` raised by hand: made here
+    data = citus.worker_dir(settings, 2)
+    assert (data / "PG_VERSION").exists() and (data / citus.PGPASS).exists()
+    conf = (data / "lmsd.conf").read_text().splitlines()
+    for line in ("port = 7021", "shared_preload_libraries = 'citus'", "wal_level = logical", "citus.shard_count = 8"):
+        assert line in conf
+    assert not citus.initdb_worker(settings, secrets, 2)  # made once
+    plain = load_settings(tmp_path).postgres
+    assert not plain.citus_enabled

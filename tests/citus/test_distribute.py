@@ -48,6 +48,10 @@ def test_db_commands_refuse_what_they_cannot_do(tmp_path: Path) -> None:
     for command in (["db", "add-worker"], ["db", "distribute"]):
         result = run_lmsd("--data-dir", str(plain), *command, env=without)
         assert "Citus is not installed in the PostgreSQL lmsd runs" in one_line_failure(result)
+    run_lmsd("--data-dir", str(plain), "config", "set", "postgres.citus_workers", "2", check=True)
+    up = run_lmsd("--data-dir", str(plain), "up", env=without)
+    assert "Citus is not installed" in one_line_failure(up)
+    assert not (plain / "run" / "supervisor.pid").exists() and not (plain / "postgres-worker-1").exists()
 
 
 def test_distribute_moves_a_campus_with_data_onto_citus(tmp_path: Path) -> None:
