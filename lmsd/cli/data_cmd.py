@@ -10,8 +10,6 @@ import typer
 
 from lmsd.cli import context, output
 from lmsd.errors import OperationFailed
-from lmsd.ops import backup as backup_ops
-from lmsd.ops.upgrade import upgrade
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +25,8 @@ def register(app: typer.Typer) -> None:
         Works while the campus runs (NATS pauses for a moment) or while it is stopped. The
         file holds the campus's secrets and is written readable by you only.
         """
+        from lmsd.ops import backup as backup_ops
+
         settings = context.get(ctx).settings()
         started = time.perf_counter()
         info = backup_ops.create_backup(settings, output.RichReporter(), to)
@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
         start: Annotated[bool, typer.Option(help="Start the campus after restoring.")] = True,
     ) -> None:
         """Restore a backup into the data dir (empty, or with --force). Checks it fully first."""
+        from lmsd.ops import backup as backup_ops
+
         cli = context.get(ctx)
         started = time.perf_counter()
         settings, manifest, aside = backup_ops.restore(
@@ -65,6 +67,8 @@ def register(app: typer.Typer) -> None:
 
         If any step fails, it restores the backup and restarts the campus as it was.
         """
+        from lmsd.ops.upgrade import upgrade
+
         settings = context.get(ctx).settings()
         result = upgrade(settings, output.RichReporter())
         if result.rolled_back:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from lmsd.cli import context, output
-from lmsd.ops import cluster
 
 app = typer.Typer(help="The campus database on Citus: add a worker, move a campus onto Citus.", no_args_is_help=True)
 
@@ -30,6 +29,8 @@ def add_worker(ctx: typer.Context) -> None:
     """Add a Citus worker to the running campus and move shards onto it online (the API keeps serving)."""
     settings = context.get(ctx).settings()
     started = time.perf_counter()
+    from lmsd.ops import cluster  # when it runs (see stack_cmd)
+
     added = cluster.add_worker(settings, output.RichReporter(), _Progress())
     moved = f"{added.moves} shard moves" if added.moves else "no shard to move"
     output.ok(
@@ -46,6 +47,8 @@ def distribute(
     """Move this campus from plain PostgreSQL onto Citus, its data kept (the campus restarts once)."""
     settings = context.get(ctx).settings()
     started = time.perf_counter()
+    from lmsd.ops import cluster
+
     tables = cluster.distribute(settings, workers, output.RichReporter())
     output.ok(
         f"The campus runs on Citus with {workers} workers; {len(tables)} tables distributed"

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lmsd import credentials
 from lmsd.cli import context, output
 from lmsd.errors import OperationFailed
-from lmsd.ops import events as ops
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+
+def _ops() -> ModuleType:
+    """lmsd.ops.events, imported when a command runs (see stack_cmd)."""
+    from lmsd.ops import events
+
+    return events
+
 
 app = typer.Typer(help="The event backbone: status, dead letters, projection replay.", no_args_is_help=True)
 dlq = typer.Typer(help="Messages a consumer gave up on: list, apply again, drop.", invoke_without_command=True)
@@ -24,7 +35,7 @@ def status(
 ) -> None:
     """Relay backlog and lag, each consumer's lag and applied count, dead letters."""
     settings = context.get(ctx).settings()
-    report = asyncio.run(ops.summary(settings, credentials.load(settings.data_dir)))
+    report = asyncio.run(_ops().summary(settings, credentials.load(settings.data_dir)))
     if json_out:
         output.emit_json(report)
     else:
@@ -40,7 +51,7 @@ def dlq_list(
     if ctx.invoked_subcommand is not None:
         return
     settings = context.get(ctx).settings()
-    letters = asyncio.run(ops.dead_letters(settings, credentials.load(settings.data_dir)))
+    letters = asyncio.run(_ops().dead_letters(settings, credentials.load(settings.data_dir)))
     if json_out:
         output.emit_json([d.as_dict() for d in letters])
         return
@@ -63,7 +74,7 @@ def dlq_replay(
     """Apply dead letters again through their consumer (idempotent); applied ones are removed.
     Media jobs (transcode, transcribe) are queued again instead."""
     settings = context.get(ctx).settings()
-    results = asyncio.run(ops.replay_dead_letters(settings, credentials.load(settings.data_dir), seqs or None))
+    results = asyncio.run(_ops().replay_dead_letters(settings, credentials.load(settings.data_dir), seqs or None))
     for seq, outcome in results:
         output.info(f"{seq}: {outcome}")
     kept = [seq for seq, outcome in results if outcome not in ("applied", "queued again")]
@@ -76,7 +87,7 @@ def dlq_replay(
 def dlq_drop(ctx: typer.Context, seq: Annotated[int, typer.Argument(help="Dead-letter sequence number.")]) -> None:
     """Delete one dead letter for good (e.g. a message that can never be decoded)."""
     settings = context.get(ctx).settings()
-    asyncio.run(ops.drop_dead_letter(settings, credentials.load(settings.data_dir), seq))
+    asyncio.run(_ops().drop_dead_letter(settings, credentials.load(settings.data_dir), seq))
     output.ok(f"dead letter {seq} dropped")
 
 
@@ -92,7 +103,7 @@ def replay(
     Starts from the projection's latest snapshot and leaves a new one, so the next replay reads
     only newer events. Exit 1 when the rebuilt tables differ from the live ones."""
     settings = context.get(ctx).settings()
-    report = asyncio.run(ops.replay(settings, credentials.load(settings.data_dir), projection, from_start=from_start))
+    report = asyncio.run(_ops().replay(settings, credentials.load(settings.data_dir), projection, from_start=from_start))
     if json_out:
         output.emit_json(report.as_dict())
     else:

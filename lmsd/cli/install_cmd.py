@@ -10,7 +10,6 @@ import typer
 
 from lmsd.cli import context, output
 from lmsd.errors import Invalid
-from lmsd.ops.install import install
 from lmsd.settings import Settings, load_settings
 
 
@@ -84,6 +83,8 @@ def register(app: typer.Typer) -> None:
         }
         output.info(f"Installing lmsd into [bold]{cli.data_dir}[/]")
         reporter = output.RichReporter()
+        from lmsd.ops.install import install  # when it runs (see stack_cmd)
+
         result = install(base, answers, reporter, admin_password=admin_password, start=start)
         settings = result.settings
         output.ok(f"Campus [bold]{settings.campus.name}[/] is ready in {time.perf_counter() - started:.1f}s")

@@ -1,4 +1,9 @@
-"""`lmsd up`, `down`, `status`, `logs`."""
+"""`lmsd up`, `down`, `status`, `logs`.
+
+Each command imports what it runs when it runs (here and in the other command modules): `lmsd
+down` should not pay for importing the API, the migrations and the status probes, a few seconds of
+CPU on every call.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,10 @@ from typing import Annotated
 
 import typer
 
-from lmsd import credentials
 from lmsd.cli import context, output
 from lmsd.errors import OperationFailed
-from lmsd.ops.backup import is_installed
-from lmsd.ops.status import collect
 from lmsd.paths import RunPaths
-from lmsd.runtime import components, control, supervisor
+from lmsd.runtime import control
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +29,8 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Start every component of the campus and wait until all are healthy."""
+        from lmsd.ops.backup import is_installed
+
         settings = context.get(ctx).settings()
         if not is_installed(settings.data_dir):
             raise OperationFailed(f"no campus is installed in {settings.data_dir}: run `lmsd install`")
@@ -35,7 +39,8 @@ def register(app: typer.Typer) -> None:
             output.info(f"lmsd is already running (supervisor pid {pid}); see `lmsd status`")
             return
         if foreground:
-            from lmsd.runtime import preflight
+            from lmsd import credentials
+            from lmsd.runtime import components, preflight, supervisor
 
             preflight.check_all(settings)
             comps = components.build(settings, credentials.load(settings.data_dir))
@@ -64,6 +69,8 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
         """Probe every component for real and show one row each; exit 1 if anything required is down."""
+        from lmsd.ops.status import collect
+
         settings = context.get(ctx).settings()
         report = asyncio.run(collect(settings))
         if json_out:

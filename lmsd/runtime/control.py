@@ -16,7 +16,7 @@ from typing import Any
 from lmsd.errors import OperationFailed
 from lmsd.paths import RunPaths
 from lmsd.runtime import preflight
-from lmsd.runtime.supervisor import last_log_line
+from lmsd.runtime.process import last_log_line
 from lmsd.settings import Settings
 
 

@@ -79,3 +79,13 @@ def run_tool(
         timeout=timeout,
         check=False,
     )
+
+def last_log_line(path: Path) -> str:
+    """The last non-empty line of a log (read from its last 4 KiB): a one-line reason."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            lines = [ln for ln in handle.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip()[:300] if lines else ""

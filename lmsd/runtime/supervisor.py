@@ -33,7 +33,7 @@ from lmsd.errors import LmsdError, OperationFailed
 from lmsd.paths import RunPaths
 from lmsd.runtime import components as components_mod
 from lmsd.runtime.components import Component
-from lmsd.runtime.process import spawn
+from lmsd.runtime.process import last_log_line, spawn
 from lmsd.settings import Settings, load_settings
 
 
@@ -71,15 +71,6 @@ def describe_exit(code: int | None) -> str:
             return f"killed by signal {-code}"
     return f"exited with code {code}"
 
-
-def last_log_line(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, path.stat().st_size - 4096))
-            lines = [ln for ln in handle.read().decode(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1].strip()[:300] if lines else ""
 
 
 class Supervisor:
