@@ -88,7 +88,7 @@ RETURNING event_id
 _PROGRESS = """
 INSERT INTO event_consumers AS c (name, applied, last_stream_seq, updated_at) VALUES ($1, $2, $3, now())
 ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
-  last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = now()
+  last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = excluded.updated_at
 """
 
 

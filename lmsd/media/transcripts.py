@@ -73,7 +73,7 @@ _SAVE_TRANSCRIPT = """
 INSERT INTO video_transcripts AS t (campus_id, video_id, language, revision, source, model, cues, updated_by)
 VALUES ($1, $2, $3, 1, $4, $5, $6::text::jsonb, $7)
 ON CONFLICT (campus_id, video_id, language) DO UPDATE SET revision = t.revision + 1, source = excluded.source,
-  model = excluded.model, cues = excluded.cues, updated_by = excluded.updated_by, updated_at = now()
+  model = excluded.model, cues = excluded.cues, updated_by = excluded.updated_by, updated_at = excluded.updated_at
 RETURNING *
 """
 

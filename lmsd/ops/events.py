@@ -238,7 +238,7 @@ async def replay(
             await conn.execute(
                 "INSERT INTO projection_snapshots (projection, stream_seq, events, taken_at) VALUES ($1, $2, $3, now()) "
                 "ON CONFLICT (projection) DO UPDATE SET stream_seq = excluded.stream_seq, "
-                "events = projection_snapshots.events + excluded.events, taken_at = now()",
+                "events = projection_snapshots.events + excluded.events, taken_at = excluded.taken_at",
                 name, end, events,
             )
         rows, differences = {}, {}

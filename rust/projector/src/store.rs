@@ -75,12 +75,15 @@ ON CONFLICT DO NOTHING RETURNING campus_id, event_id";
 const COUNT: &str = "INSERT INTO event_consumers AS c (name, applied, last_stream_seq, updated_at)
 VALUES ($1, $2, $3, now())
 ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
-  last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = now()";
+  last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = excluded.updated_at";
+// `campus_id = ANY($1)` repeats the join's campuses as a filter Citus can prune by: without it a
+// join with unnest() is sent to every shard; with it, a batch of one campus reads one shard.
 const SELECT_PROGRESS: &str = concat!(
     "SELECT p.campus_id, p.enrolment_id, course_id, user_id, events, lessons_started, lessons_completed,
        watched_ms, quiz_attempts, last_lesson_id, ",
     us!("p.last_activity_at"), ", ", us!("p.completed_at"), "
-FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e"
+FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e
+WHERE p.campus_id = ANY($1)"
 );
 const UPSERT_PROGRESS: &str = concat!(
     "INSERT INTO progress (campus_id, enrolment_id, course_id, user_id, events, lessons_started,
@@ -98,7 +101,8 @@ const SELECT_LESSONS: &str = concat!(
     "SELECT l.campus_id, l.enrolment_id, l.lesson_id, ",
     us!("l.started_at"), ", ", us!("l.completed_at"), ", l.watched::text, l.watched_ms
 FROM lesson_progress l JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(c, e, i)
-  ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i"
+  ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i
+WHERE l.campus_id = ANY($1)"
 );
 const UPSERT_LESSONS: &str = concat!(
     "INSERT INTO lesson_progress (campus_id, enrolment_id, lesson_id, started_at, completed_at, watched, watched_ms)
@@ -128,6 +132,7 @@ ON CONFLICT DO NOTHING"
 );
 const LESSON_TOTALS: &str = "SELECT l.campus_id, l.course_id, count(*) FROM lessons l
 JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, i) ON l.campus_id = k.c AND l.course_id = k.i
+WHERE l.campus_id = ANY($1)
 GROUP BY l.campus_id, l.course_id";
 const ALLOCATE: &str = "INSERT INTO event_aggregates AS a (campus_id, aggregate, aggregate_id, version)
 SELECT c, 'enrolment', i, n FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS u(c, i, n)
