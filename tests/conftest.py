@@ -71,9 +71,13 @@ async def db(database: Database) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
-def running_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
-    """A campus installed and running until the generator is closed (a fixture's body)."""
-    c = new_campus(tmp_path_factory.mktemp("campus") / "data")
+def running_campus(
+    tmp_path_factory: pytest.TempPathFactory, api_workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Campus]:
+    """A campus installed and running until the generator is closed (a fixture's body); ``env``
+    (settings as LMSD_* variables) applies to its every command."""
+    c = new_campus(tmp_path_factory.mktemp("campus") / "data", api_workers=api_workers)
+    c.env.update(env or {})
     result = c.install()
     assert result.returncode == 0, result.stdout + result.stderr
     yield c

@@ -44,6 +44,9 @@ class Campus:
     data_dir: Path
     ports: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)
+    # One API worker unless a test is about several (the runtime's own tests): each worker is a
+    # Python process importing the whole API, a few seconds of CPU per install on 2 cores.
+    api_workers: int = 1
 
     def lmsd(self, *args: str, check: bool = False, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return run_lmsd("--data-dir", str(self.data_dir), *args, check=check, timeout=timeout, env={**self.env, **(env or {})})
@@ -60,7 +63,7 @@ class Campus:
             "--admin-email", "admin@test.example",
             "--http-port", str(p["http"]),
             "--api-port", str(p["api"]),
-            "--workers", "2",
+            "--workers", str(self.api_workers),
             "--postgres-port", str(p["postgres"]),
             "--nats-port", str(p["nats"]),
             "--nats-monitor-port", str(p["nats_monitor"]),
@@ -91,7 +94,7 @@ def run_lmsd(*args: str, check: bool = False, timeout: float = 300, env: dict[st
     return result
 
 
-def new_campus(data_dir: Path) -> Campus:
+def new_campus(data_dir: Path, api_workers: int = 1) -> Campus:
     base = free_port_block(6)
     ports = {
         "http": base,
@@ -100,7 +103,7 @@ def new_campus(data_dir: Path) -> Campus:
         "nats": base + 4,
         "nats_monitor": base + 5,
     }
-    return Campus(data_dir=data_dir, ports=ports)
+    return Campus(data_dir=data_dir, ports=ports, api_workers=api_workers)
 
 
 def secrets_of(data_dir: Path) -> dict[str, str]:

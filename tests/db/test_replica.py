@@ -269,7 +269,7 @@ def test_status_shows_the_replica_and_its_lag(replicated: Campus) -> None:
     report = json.loads(status.stdout)
     assert status.returncode == 0 and report["healthy"], report
     rows = {row["name"]: row for row in report["components"]}
-    assert list(rows) == ["postgres", "postgres-replica-1", "nats", "api-0", "api-1", "relay", "projector-0", "media-worker", "transcoder-0", "gateway"]
+    assert list(rows) == ["postgres", "postgres-replica-1", "nats", "api-0", "relay", "projector-0", "media-worker", "transcoder-0", "gateway"]
     row = rows["postgres-replica-1"]
     assert row["ok"] and row["pid"] and row["version"].startswith("16") and not row["required"], row
     assert isinstance(row["lag_ms"], float) and row["lag_ms"] >= 0

@@ -1,6 +1,7 @@
 """100,000 learning events through the API while the relay is killed -9, lmsd-projector is
 killed -9, PostgreSQL and nats-server are restarted: at the end every event is in the stream
-exactly once and every projection counted each exactly once."""
+exactly once and every projection counted each exactly once. Then PostgreSQL away for longer than
+JetStream redelivers. Both on one campus, in file order: each fault ends with the campus healthy."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from tests.conftest import running_campus
 from tests.learning import client, setup
 from tests.support import Campus, app_dsn, nats_connect
 
@@ -24,6 +27,12 @@ pytestmark = pytest.mark.slow
 TOTAL = 100_000
 BATCH = 1000
 LEARNERS = 20
+
+
+@pytest.fixture(scope="module")
+def campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """One install for the module's two faults (scripts/test runs a module on one xdist worker)."""
+    yield from running_campus(tmp_path_factory)
 
 
 def _pid(campus: Campus, component: str) -> int:

@@ -7,12 +7,14 @@ import os
 import signal
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from tests.conftest import running_campus
 from tests.support import ADMIN_PASSWORD, Campus
 
 pytestmark = pytest.mark.slow
@@ -39,10 +41,11 @@ def processes_of(data_dir: Path) -> list[psutil.Process]:
 
 
 @pytest.fixture(scope="module")
-def campus(shared_campus: Campus) -> Campus:
-    """One install for the module (not one per test): each test leaves the campus running and
-    healthy for the next, in file order (scripts/test runs a module on one xdist worker)."""
-    return shared_campus
+def campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """One install for the module (not one per test), with two API workers behind the gateway:
+    each test leaves the campus running and healthy for the next, in file order (scripts/test
+    runs a module on one xdist worker)."""
+    yield from running_campus(tmp_path_factory, api_workers=2)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.5):  # type: ignore[no-untyped-def]
