@@ -6,18 +6,19 @@ plain PostgreSQL (embedded profile) and on a Citus coordinator. ``lmsd db distri
 
 What a real Citus 13 cluster accepts (docs/citus.md, verified by tests/citus):
 
-- a foreign key from a local table to a distributed one is refused, at ``CREATE TABLE`` and at
-  ``create_distributed_table`` of the referenced table alike. So the foreign keys that touch the
-  tables being distributed are dropped first, the tables distributed (reference tables, then the
-  colocation anchor ``users``, then the rest colocated with it) and the keys added back, as they
-  were. A migration that creates a table referencing an already distributed one creates it
-  without that key, distributes it, then adds the key (0006, 0008);
+- ``create_distributed_table`` of a table that local tables still reference is refused, and so
+  is distributing a table that references a local one. So the foreign keys that touch the tables
+  being distributed are dropped first, the tables distributed (reference tables, then the
+  colocation anchor ``users``, then the rest colocated with it) and the keys added back as they
+  were. (A new local table may reference an already distributed one: 0006 and 0008 create
+  theirs with their keys, then go through the same drop, distribute, re-add.)
 - a table with triggers is refused (``citus.enable_unsafe_triggers`` would fire them on the
   workers' shards, where nobody listens to a NOTIFY, and a NOTIFY cannot be part of the two-phase
   commit Citus uses across nodes): the triggers are dropped. The only one, ``outbox_notify``,
   woke the relay; on Citus the relay polls (``events.relay_poll_ms``);
 - everything runs in the migration's transaction, in sequential mode: a transaction that has
-  used a reference table cannot then open parallel connections to the workers.
+  used a reference table cannot then open parallel connections to the workers;
+- the rows of a table are copied to its shards, then the coordinator's copy is truncated.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import ForeignKeyConstraint, text
 
 from lmsd.courses import service as courses
-from lmsd.db.citus import distribute_existing
+from lmsd.db.citus import distribute_existing, distribute_tables
 from lmsd.db.engine import make_engine, make_sessionmaker
 from lmsd.db.models import CITUS_DISTRIBUTED, CITUS_REFERENCE, Base
 from lmsd.enrolments import service as enrolments
@@ -130,5 +130,19 @@ async def test_an_existing_campus_moves_to_citus_with_its_data(citus_cluster: Ci
             other = await factories.user(session, admin)
             made = await enrolments.enrol_self(session, other, tree.id)
             assert isinstance(made.id, uuid.UUID)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_table_outside_the_plan_is_refused_before_anything_changes(citus_database: Database) -> None:
+    engine = make_engine(citus_database.settings, citus_database.secrets, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE not_planned (campus_id uuid PRIMARY KEY)"))
+            with pytest.raises(ValueError, match="not in the Citus plan.*not_planned"):
+                await conn.run_sync(distribute_tables, ["courses", "not_planned"])
+            kind = await conn.scalar(text("SELECT citus_table_type FROM citus_tables WHERE table_name = 'not_planned'::regclass"))
+            assert kind is None
+            await conn.rollback()
     finally:
         await engine.dispose()
