@@ -30,6 +30,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
 
+from tests.conftest import running_campus
+from tests.support import Campus
+
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -165,6 +168,14 @@ class BrowserPage:
 
     def screenshot(self, name: str | None = None) -> Path:
         return screenshot(self.page, name or self.name)
+
+
+@pytest.fixture(scope="session")
+def browser_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """One running campus per test worker for the browser journeys that only add to it (each
+    makes its own people, course and video): installed once, not once per module. The admin's
+    journey, which renames the campus and adds a sign-in provider, keeps a campus of its own."""
+    yield from running_campus(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import errno
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -75,8 +76,23 @@ def check_citus(settings: Settings) -> None:
         citus.check_extension(settings)
 
 
+def check_private_files(settings: Settings) -> None:
+    """Files of secrets the settings name (the LRS credentials) are readable by their owner only:
+    refused before anything starts, not by the forwarder once the whole stack is up."""
+    path = settings.events.xapi_lrs_credentials_file
+    if not path:
+        return
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        raise OperationFailed(f"cannot read the LRS credentials file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise OperationFailed(f"the LRS credentials file {path} must be readable by its owner only (chmod 600)")
+
+
 def check_all(settings: Settings) -> None:
     check_data_dir(settings.data_dir)
     check_disk(settings.data_dir, settings.runtime.min_free_disk_mb)
+    check_private_files(settings)
     check_citus(settings)
     check_ports(settings)

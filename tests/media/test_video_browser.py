@@ -57,12 +57,12 @@ async def _watched(campus: Campus, s: Any, lesson: str) -> int:
 
 
 def test_learner_watches_a_lecture_with_subtitles_in_chromium(
-    shared_campus: Campus, browser_page: BrowserPage, tmp_path: Path
+    browser_campus: Campus, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
     clip = make_clip(tmp_path / "lecture.mp4", 10.0, "640x360")
-    made = _run(_prepare(shared_campus, clip))
+    made = _run(_prepare(browser_campus, clip))
     s = made["setup"]
-    page, base = browser_page.page, shared_campus.url.rstrip("/")
+    page, base = browser_page.page, browser_campus.url.rstrip("/")
     sign_in(page, base, s.learners[0].email, PASSWORD)
     response = page.goto(f"{base}/watch/{made['lesson']}")
     assert response is not None and response.status == 200
@@ -83,7 +83,7 @@ def test_learner_watches_a_lecture_with_subtitles_in_chromium(
     assert sorted(levels) == [240, 360]
     browser_page.screenshot("video-lesson-playing")
     page.evaluate("() => document.querySelector('video').pause()")  # sends the watched ranges
-    assert _watched_ms(shared_campus, s, made["lesson"]) >= 2000
+    assert _watched_ms(browser_campus, s, made["lesson"]) >= 2000
     browser_page.log.assert_clean()
     # a lesson that is not there (another campus's id looks the same) shows a 404 page, not data
     missing = page.goto(f"{base}/watch/{uuid.uuid4()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -11,6 +12,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from lmsd.db.migrate import MIGRATIONS
+from tests.conftest import running_campus
 from tests.ops.test_backup_restore import _seed, _snapshot
 from tests.support import Campus, app_dsn
 
@@ -45,6 +47,15 @@ def _extra_migration(folder: Path, fail: bool) -> dict[str, str]:
     return {"LMSD_POSTGRES__EXTRA_MIGRATIONS": json.dumps([str(folder)])}
 
 
+@pytest.fixture(scope="module")
+def campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
+    """One seeded campus for the module, in file order: the failing upgrade leaves it as it was,
+    and the good one then upgrades it (scripts/test runs a module on one xdist worker)."""
+    for c in running_campus(tmp_path_factory):
+        asyncio.run(_seed(c))
+        yield c
+
+
 async def _tables(c: Campus) -> set[str]:
     conn = await asyncpg.connect(app_dsn(c))
     try:
@@ -54,7 +65,6 @@ async def _tables(c: Campus) -> set[str]:
 
 
 def test_failing_migration_is_rolled_back_with_data_intact(campus: Campus, tmp_path: Path) -> None:
-    asyncio.run(_seed(campus))
     before = asyncio.run(_snapshot(campus))
     env = _extra_migration(tmp_path / "bad", fail=True)
     result = campus.lmsd("upgrade", env=env)
@@ -70,7 +80,6 @@ def test_failing_migration_is_rolled_back_with_data_intact(campus: Campus, tmp_p
 
 
 def test_upgrade_applies_new_migrations_and_restarts(campus: Campus, tmp_path: Path) -> None:
-    asyncio.run(_seed(campus))
     before = asyncio.run(_snapshot(campus))
     env = _extra_migration(tmp_path / "good", fail=False)
     result = campus.lmsd("upgrade", env=env)

@@ -101,12 +101,12 @@ def _submit(page: Page, selector: str) -> None:
 
 
 def test_learner_journey_from_catalog_to_completed_course(
-    shared_campus: Campus, browser_page: BrowserPage, tmp_path: Path
+    browser_campus: Campus, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
     title = f"Linear algebra {uuid.uuid4().hex[:6]}"
-    made = _run(_prepare(shared_campus, make_clip(tmp_path / "lecture.mp4", 10.0, "640x360"), title))
+    made = _run(_prepare(browser_campus, make_clip(tmp_path / "lecture.mp4", 10.0, "640x360"), title))
     lessons, learner = made["lessons"], made["learner"]
-    page, base = browser_page.page, shared_campus.url.rstrip("/")
+    page, base = browser_page.page, browser_campus.url.rstrip("/")
     sign_in(page, base, learner.email, PASSWORD, "/catalog")
     assert page.url.endswith("/catalog")
 

@@ -109,11 +109,11 @@ def _installability_errors(browser: Browser, base: str) -> list[dict[str, Any]]:
 
 
 def test_offline_reading_and_progress_sent_once_when_back_online(
-    shared_campus: Campus, browser: Browser, browser_page: BrowserPage
+    browser_campus: Campus, browser: Browser, browser_page: BrowserPage
 ) -> None:
-    s = _run(_prepare(shared_campus))
+    s = _run(_prepare(browser_campus))
     learner, lesson, other = s.learners[0], s.lessons["text"], s.lessons["text2"]
-    page, context, base = browser_page.page, browser_page.context, shared_campus.url.rstrip("/")
+    page, context, base = browser_page.page, browser_page.context, browser_campus.url.rstrip("/")
     sign_in(page, base, learner.email, PASSWORD, f"/lessons/{lesson}")
     title = page.inner_text("main h1")
     assert title == "Intro"
@@ -181,7 +181,7 @@ def test_offline_reading_and_progress_sent_once_when_back_online(
     page.wait_for_function("() => window.lmsdOffline.pending().then((n) => n === 0)", timeout=30_000)
     page.wait_for_selector(".offline-status .notice:not(.offline-banner)")
     assert page.locator(".offline-banner").count() == 0
-    progress, statements = _run(_completions(shared_campus, s, lesson))
+    progress, statements = _run(_completions(browser_campus, s, lesson))
     assert progress["lessons_completed"] >= 1
     assert [st["id"] for st in statements] == [queued[0]["id"]]
     done_at = datetime.fromisoformat(statements[0]["timestamp"].replace("Z", "+00:00"))
@@ -194,7 +194,7 @@ def test_offline_reading_and_progress_sent_once_when_back_online(
     page.evaluate("() => window.lmsdOffline.flush()")
     assert page.evaluate("() => window.lmsdOffline.pending()") == 0
     page.reload()  # and every page load sends the (now empty) queue
-    assert [st["id"] for st in _statements_settled(shared_campus, s, lesson)] == [queued[0]["id"]]
+    assert [st["id"] for st in _statements_settled(browser_campus, s, lesson)] == [queued[0]["id"]]
 
     # signing out leaves nothing of the learner on the device
     page.click("form[action='/logout'] button[type=submit]")

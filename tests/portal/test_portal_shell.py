@@ -18,8 +18,8 @@ pytest_plugins = ["tests.browser"]
 pytestmark = pytest.mark.slow
 
 
-def test_sign_in_page_accessible_keyboard_and_languages(shared_campus: Campus, browser_page: BrowserPage) -> None:
-    page, base = browser_page.page, shared_campus.url.rstrip("/")
+def test_sign_in_page_accessible_keyboard_and_languages(browser_campus: Campus, browser_page: BrowserPage) -> None:
+    page, base = browser_page.page, browser_campus.url.rstrip("/")
     response = page.goto(base + "/")
     assert response is not None and response.status == 200 and page.url.endswith("/login")
     assert_accessible(page, "sign-in")

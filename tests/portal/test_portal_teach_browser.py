@@ -90,12 +90,12 @@ def _lesson_titles(page: Page) -> list[str]:
 
 
 def test_instructor_builds_a_course_with_a_resumed_lecture_upload(
-    shared_campus: Campus, browser_page: BrowserPage, tmp_path: Path
+    browser_campus: Campus, browser_page: BrowserPage, tmp_path: Path
 ) -> None:
     clip = make_clip(tmp_path / "lecture.mp4", 10.0, "640x360")
     assert clip.stat().st_size > (HELD_AT + 2) * CHUNK
-    teacher, learner = _run(_people(shared_campus))
-    page, base = browser_page.page, shared_campus.url.rstrip("/")
+    teacher, learner = _run(_people(browser_campus))
+    page, base = browser_page.page, browser_campus.url.rstrip("/")
     sign_in(page, base, teacher.email, PASSWORD, "/teach")
     assert page.inner_text("h1") == "Teaching" and "You do not teach a course yet" in page.inner_text("main")
     _check(browser_page, "index")
@@ -225,7 +225,7 @@ def test_instructor_builds_a_course_with_a_resumed_lecture_upload(
     assert "(Video)" in page.locator("ol.lessons li", has_text="Lecture 1").inner_text()
 
     # the transcript: a bad file refused with the line, then a known cue published
-    _run(_transcribed(shared_campus, teacher, video_id))
+    _run(_transcribed(browser_campus, teacher, video_id))
     page.goto(f"{base}/teach/videos/{video_id}/transcript")
     assert "English" in page.inner_text("dl.facts")
     page.fill("#f-webvtt", "00:00:00.500 --> 00:00:04.000\nNo header\n")
@@ -237,7 +237,7 @@ def test_instructor_builds_a_course_with_a_resumed_lecture_upload(
     page.fill("#f-webvtt", TRANSCRIPT)
     _submit(page, f"form[action='/teach/videos/{video_id}/transcript']")
     assert "The transcript was saved" in page.inner_text("p.notice") and CUE in page.input_value("#f-webvtt")
-    transcript = _run(_api(shared_campus, teacher, "GET", f"/api/v1/videos/{video_id}/transcript"))
+    transcript = _run(_api(browser_campus, teacher, "GET", f"/api/v1/videos/{video_id}/transcript"))
     assert transcript["cues"][0]["text"] == CUE and transcript["source"] == "edited"
     _check(browser_page, "transcript")
 
@@ -245,7 +245,7 @@ def test_instructor_builds_a_course_with_a_resumed_lecture_upload(
     page.goto(f"{base}/teach/courses/{course_id}")
     _submit(page, f"form[action='/teach/courses/{course_id}/status']")
     assert "The course is published" in page.inner_text("p.notice")
-    assert _run(_api(shared_campus, teacher, "GET", f"/api/v1/courses/{course_id}"))["course"]["status"] == "published"
+    assert _run(_api(browser_campus, teacher, "GET", f"/api/v1/courses/{course_id}"))["course"]["status"] == "published"
     _check(browser_page, "course-published")
 
     # enrolments: an unknown address is said so, the learner is enrolled by e-mail
@@ -261,7 +261,7 @@ def test_instructor_builds_a_course_with_a_resumed_lecture_upload(
     _check(browser_page, "enrolments")
 
     # the gradebook, once the learner answered a quiz
-    _run(_quiz_attempt(shared_campus, teacher, learner, course_id))
+    _run(_quiz_attempt(browser_campus, teacher, learner, course_id))
     with page.expect_navigation():
         page.click("nav.course-nav >> text=Gradebook")
     table = page.inner_text("table.gradebook")
