@@ -93,9 +93,11 @@ class _Lesson:
 _P_COLS = ("course_id", "user_id", "events", "lessons_started", "lessons_completed", "watched_ms",
            "quiz_attempts", "last_lesson_id", "last_activity_at", "completed_at")
 _P_TIMES = ("last_activity_at", "completed_at")  # microseconds in Python, timestamptz in the table
+# `campus_id = ANY($1)` as in the Rust projector (rust/projector/src/store.rs): a filter Citus prunes by
 _SELECT_PROGRESS = f"""
 SELECT p.campus_id, p.enrolment_id, {', '.join(_micros(f'p.{c}') + f' AS {c}' if c in _P_TIMES else c for c in _P_COLS)}
 FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e
+WHERE p.campus_id = ANY($1)
 """
 _UPSERT_PROGRESS = f"""
 INSERT INTO progress (campus_id, enrolment_id, {', '.join(_P_COLS)})
@@ -110,6 +112,7 @@ SELECT l.campus_id, l.enrolment_id, l.lesson_id, {_micros('l.started_at')} AS st
        {_micros('l.completed_at')} AS completed_at, l.watched, l.watched_ms
 FROM lesson_progress l JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(c, e, i)
   ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i
+WHERE l.campus_id = ANY($1)
 """
 _UPSERT_LESSONS = f"""
 INSERT INTO lesson_progress (campus_id, enrolment_id, lesson_id, started_at, completed_at, watched, watched_ms)
@@ -225,7 +228,7 @@ class ProgressProjection:
             for r in await conn.fetch(
                 "SELECT l.campus_id, l.course_id, count(*) AS n FROM lessons l "
                 "JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, i) ON l.campus_id = k.c AND l.course_id = k.i "
-                "GROUP BY l.campus_id, l.course_id",
+                "WHERE l.campus_id = ANY($1) GROUP BY l.campus_id, l.course_id",
                 [c[0] for c in courses], [c[1] for c in courses],
             )
         }
