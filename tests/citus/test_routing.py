@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +39,7 @@ from lmsd.policy import Identity
 from lmsd.quizzes import service as quizzes
 from tests import factories
 from tests.citus import requires_citus
+from tests.citus.cluster import HOST, SUPERUSER, CitusCluster
 from tests.citus.trace import Trace, router_problems, traced
 from tests.db import Database
 
@@ -243,3 +245,29 @@ async def test_projector_apply(citus_database: Database, world: World) -> None:
             await trace.driver.execute(sql[name], *args)
         await trace.stop()
         await _assert_one_shard(trace, world.campus_id)
+
+
+async def test_projector_prepared_reads_stay_on_one_shard(citus_cluster: CitusCluster, world: World) -> None:
+    """The projector prepares its statements once per connection (named statements). PostgreSQL
+    may switch a prepared statement to a generic plan after five runs; with Citus it keeps planning
+    each run with its parameters, so the campus filter still prunes to one shard."""
+    sql = projector_sql()
+    c, e, lesson, course = world.campus_id, world.enrolment_id, world.tree.lessons[0].id, world.tree.id
+    reads = {
+        "SELECT_PROGRESS": ("uuid[], uuid[]", [[c], [e]]),
+        "SELECT_LESSONS": ("uuid[], uuid[], uuid[]", [[c], [e], [lesson]]),
+        "LESSON_TOTALS": ("uuid[], uuid[]", [[c], [course]]),
+    }
+    conn = await asyncpg.connect(host=HOST, port=citus_cluster.coordinator_port, user=SUPERUSER, database="lmsd")
+    try:
+        for name, (types, args) in reads.items():
+            await conn.execute(f"PREPARE {name.lower()}({types}) AS {sql[name]}")
+            params = ", ".join(f"'{{{','.join(map(str, a))}}}'" for a in args)
+            for _ in range(7):
+                await conn.execute(f"EXECUTE {name.lower()}({params})")
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE {name.lower()}({params})"))
+            assert "Task Count: 1" in plan, plan
+        plans = await conn.fetch("SELECT name, generic_plans FROM pg_prepared_statements WHERE from_sql")
+        assert all(r["generic_plans"] == 0 for r in plans if r["name"] in {n.lower() for n in reads}), plans
+    finally:
+        await conn.close()
