@@ -2,8 +2,11 @@
 
 A backup is one tar file (mode 0600: it holds the secrets) laid out as::
 
-    manifest.json          format, versions, campus, schema revision, sha256 of every member
+    manifest.json          format, versions, campus, schema revision, topology (Citus workers),
+                           sha256 of every member
     db/lmsd.dump           pg_dump custom format: a consistent MVCC snapshot
+    db/citus/<node>/...    on Citus instead: each node's base backup and WAL up to one restore
+                           point of the whole cluster (lmsd.ops.backup_citus)
     jetstream/...          the JetStream store, copied while NATS is paused
     media/...              generated media (HLS ladders, subtitles) served under /media/
     videos/...             uploaded video sources (kept to transcode again)
@@ -38,6 +41,7 @@ from lmsd import credentials
 from lmsd.credentials import Secrets
 from lmsd.db import migrate
 from lmsd.errors import Invalid, OperationFailed
+from lmsd.ops import backup_citus
 from lmsd.ops.report import Reporter
 from lmsd.paths import RunPaths
 from lmsd.runtime import binaries, control, postgres
@@ -114,12 +118,13 @@ def create_backup(settings: Settings, reporter: Reporter, dest: Path | None = No
     staging = Path(tempfile.mkdtemp(prefix=".backup-", dir=dest.parent))
     try:
         (staging / "db").mkdir()
-        with reporter.step("Dumping the database (pg_dump)"):
-            if running:
-                _pg_dump(settings, secrets, staging / "db" / "lmsd.dump")
-                schema = asyncio.run(migrate.current(settings, secrets))
-            else:
-                schema = asyncio.run(_dump_offline(settings, secrets, staging / "db" / "lmsd.dump"))
+        topology: dict[str, Any] = {"citus_workers": 0}
+        if settings.postgres.citus_enabled:
+            with reporter.step("Backing up every Citus node (pg_basebackup to one restore point)"):
+                topology, schema = backup_citus.dump(settings, secrets, staging / "db", running)
+        else:
+            with reporter.step("Dumping the database (pg_dump)"):
+                schema = _dump_plain(settings, secrets, staging / "db" / "lmsd.dump", running)
         with reporter.step("Copying the JetStream store"), _nats_paused(settings, running):
             _copy_tree(nats_rt.store_dir(settings), staging / "jetstream")
         with reporter.step("Copying media files"):
@@ -129,10 +134,17 @@ def create_backup(settings: Settings, reporter: Reporter, dest: Path | None = No
         shutil.copy2(settings.data_dir / CONFIG_FILE, staging / "config" / "config.toml")
         shutil.copy2(credentials.secrets_path(settings.data_dir), staging / "config" / "secrets.toml")
         with reporter.step("Writing the archive"):
-            manifest = _write_archive(settings, staging, dest, schema)
+            manifest = _write_archive(settings, staging, dest, schema, topology)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BackupInfo(dest, dest.stat().st_size, len(manifest["files"]), manifest)
+
+
+def _dump_plain(settings: Settings, secrets: Secrets, out: Path, running: bool) -> str:
+    if not running:
+        return asyncio.run(_dump_offline(settings, secrets, out))
+    _pg_dump(settings, secrets, out)
+    return asyncio.run(migrate.current(settings, secrets))
 
 
 async def _dump_offline(settings: Settings, secrets: Secrets, out: Path) -> str:
@@ -141,7 +153,9 @@ async def _dump_offline(settings: Settings, secrets: Secrets, out: Path) -> str:
         return await migrate.current(settings, secrets)
 
 
-def _write_archive(settings: Settings, staging: Path, dest: Path, schema: str) -> dict[str, Any]:
+def _write_archive(
+    settings: Settings, staging: Path, dest: Path, schema: str, topology: dict[str, Any]
+) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
         rel = path.relative_to(staging).as_posix()
@@ -154,6 +168,7 @@ def _write_archive(settings: Settings, staging: Path, dest: Path, schema: str) -
         "campus_id": settings.campus.id,
         "campus_name": settings.campus.name,
         "schema_revision": schema,
+        "topology": topology,
         "files": files,
     }
     part = dest.with_name(dest.name + ".part")
@@ -211,7 +226,11 @@ def verify(path: Path) -> dict[str, Any]:
     missing = set(expected) - seen
     if missing:
         raise Invalid(f"{refuse}: {len(missing)} file(s) missing, e.g. {sorted(missing)[0]} (truncated?)")
-    for needed in ("db/lmsd.dump", "config/config.toml", "config/secrets.toml"):
+    try:
+        database = backup_citus.required_members(manifest)
+    except (Invalid, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise Invalid(f"{refuse}: {exc if isinstance(exc, Invalid) else 'its topology is damaged'}") from None
+    for needed in (*database, "config/config.toml", "config/secrets.toml"):
         if needed not in expected:
             raise Invalid(f"{refuse}: it lacks {needed}")
     return manifest
@@ -228,6 +247,7 @@ def restore(
     archive = archive.expanduser().resolve()
     with reporter.step("Verifying the backup"):
         manifest = verify(archive)
+        backup_citus.check_topology(archive, manifest, _planned_settings(archive))
     aside: Path | None = None
     if is_installed(data_dir):
         if not force:
@@ -260,10 +280,14 @@ def restore(
         )
         settings = load_settings(data_dir)
         secrets = credentials.load(data_dir)
-        with reporter.step("Initialising PostgreSQL (initdb)"):
-            postgres.initdb(settings, secrets)
-        with reporter.step("Restoring the database (pg_restore)"):
-            asyncio.run(_restore_db(settings, secrets, staging / "db" / "lmsd.dump"))
+        if backup_citus.archive_workers(manifest):
+            with reporter.step("Restoring every Citus node to the backup's restore point"):
+                backup_citus.restore_cluster(settings, secrets, staging, manifest)
+        else:
+            with reporter.step("Initialising PostgreSQL (initdb)"):
+                postgres.initdb(settings, secrets)
+            with reporter.step("Restoring the database (pg_restore)"):
+                asyncio.run(_restore_db(settings, secrets, staging / "db" / "lmsd.dump"))
         with reporter.step("Restoring the JetStream store and media"):
             shutil.rmtree(nats_rt.store_dir(settings), ignore_errors=True)
             nats_rt.nats_dir(settings).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -280,6 +304,15 @@ def restore(
         with reporter.step("Starting the stack"):
             control.start(settings)
     return settings, manifest, aside
+
+
+def _planned_settings(archive: Path) -> Settings:
+    """The settings a restored campus would run with: the archive's config under this environment."""
+    with tempfile.TemporaryDirectory(prefix="lmsd-restore-") as tmp, tarfile.open(archive, mode="r:") as tar:
+        config = tar.extractfile("config/config.toml")
+        assert config is not None  # verify() checked it is a file
+        (Path(tmp) / CONFIG_FILE).write_bytes(config.read())
+        return load_settings(Path(tmp))
 
 
 async def _restore_db(settings: Settings, secrets: Secrets, dump: Path) -> None:

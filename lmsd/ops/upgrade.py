@@ -4,6 +4,10 @@ Run it after installing a newer lmsd package: it brings the schema and the strea
 new code expects and restarts every process on the new code. If any step after the backup
 fails, the stack is stopped, the backup is restored (the failed state is kept aside for a
 post-mortem) and the campus is started again as it was.
+
+On Citus the same steps hold: the backup is the cluster's (every node to one restore point,
+:mod:`lmsd.ops.backup_citus`), the migrations run through the coordinator with the workers up
+(``postgres.temporary_server`` starts them), and the rollback restores every node.
 """
 
 from __future__ import annotations

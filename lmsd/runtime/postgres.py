@@ -242,14 +242,20 @@ async def _bootstrap_replication(conn: asyncpg.Connection, settings: Settings, s
         await conn.execute(f"ALTER ROLE {REPLICATION_USER} NOLOGIN")
 
 
-async def wait_ready(settings: Settings, secrets: Secrets, timeout: float, proc: asyncio.subprocess.Process | None = None) -> None:
+async def wait_ready(
+    settings: Settings,
+    secrets: Secrets,
+    timeout: float,
+    proc: asyncio.subprocess.Process | None = None,
+    port: int | None = None,
+) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     last = "no answer"
     while asyncio.get_running_loop().time() < deadline:
         if proc is not None and proc.returncode is not None:
             raise OperationFailed(f"PostgreSQL exited with code {proc.returncode} while starting")
         try:
-            conn = await asyncpg.connect(superuser_dsn(settings, secrets), timeout=2)
+            conn = await asyncpg.connect(superuser_dsn(settings, secrets, port=port), timeout=2)
             await conn.close()
             return
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
@@ -260,22 +266,42 @@ async def wait_ready(settings: Settings, secrets: Secrets, timeout: float, proc:
 
 @contextlib.asynccontextmanager
 async def temporary_server(settings: Settings, secrets: Secrets) -> AsyncIterator[None]:
-    """PostgreSQL alone, for maintenance while the stack is down (backup, restore)."""
-    write_config(settings)
-    proc = await spawn(
-        server_argv(settings),
-        log_file=settings.data_dir / "logs" / "postgres.log",
-        user=server_user(settings),
-    )
+    """PostgreSQL alone, for maintenance while the stack is down (backup, restore, upgrade). With
+    Citus, the embedded workers first (each with its pgpass, ``PGPASSFILE``), then the coordinator,
+    bootstrapped as the supervisor does it (extension, nodes registered), so that statements
+    through the coordinator reach the shards."""
+    from lmsd.runtime import citus  # citus builds on this module
+
+    procs: list[asyncio.subprocess.Process] = []
+    user = server_user(settings)
+    timeout = settings.runtime.start_timeout_s
     try:
-        await wait_ready(settings, secrets, settings.runtime.start_timeout_s, proc)
-        await bootstrap(settings, secrets)
+        for i in range(1, settings.postgres.citus_workers + 1):
+            await asyncio.to_thread(citus.initdb_worker, settings, secrets, i)  # as the supervisor's prepare
+            data = citus.worker_dir(settings, i)
+            log = settings.data_dir / "logs" / f"{citus.worker_name(i)}.log"
+            procs.append(await spawn(citus.worker_argv(settings, i), log_file=log, env=citus.server_env(data), user=user))
+            await wait_ready(settings, secrets, timeout, procs[-1], port=citus.worker_port(settings, i))
+            await citus.bootstrap_worker(settings, secrets, i)
+        citus.prepare_coordinator(settings, secrets)
+        env = citus.server_env(pgdata(settings)) if settings.postgres.citus_enabled else None
+        procs.append(
+            await spawn(server_argv(settings), log_file=settings.data_dir / "logs" / "postgres.log", env=env, user=user)
+        )
+        await wait_ready(settings, secrets, timeout, procs[-1])
+        await citus.bootstrap_coordinator(settings, secrets)
         yield
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)  # fast shutdown: roll back sessions, checkpoint
-            try:
-                await asyncio.wait_for(proc.wait(), settings.runtime.stop_timeout_s)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        for proc in reversed(procs):  # the coordinator first, then the workers
+            await stop_server(settings, proc)
+
+
+async def stop_server(settings: Settings, proc: asyncio.subprocess.Process) -> None:
+    """Fast shutdown (roll back sessions, checkpoint); killed when it does not end in time."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), settings.runtime.stop_timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
