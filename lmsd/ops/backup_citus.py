@@ -86,7 +86,7 @@ def required_members(manifest: dict[str, Any]) -> list[str]:
     expected = [COORDINATOR, *(citus.worker_name(i) for i in range(1, workers + 1))]
     if topology.get("nodes") != expected or not str(topology.get("restore_point", "")):
         raise Invalid(f"its topology is damaged: {workers} Citus workers but nodes {topology.get('nodes')}")
-    return [f"db/citus/{name}/{part}" for name in expected for part in ("base.tar.gz", "pg_wal.tar.gz")]
+    return [f"db/citus/{name}/base.tar.gz" for name in expected]
 
 
 def check_topology(archive: Path, manifest: dict[str, Any], planned: Settings) -> None:
@@ -262,8 +262,9 @@ def _lay_out(settings: Settings, secrets: Secrets, staging: Path) -> None:
         with tarfile.open(src / "base.tar.gz", "r:gz") as tar:
             tar.extractall(node.data, filter="data")
         (node.data / "pg_wal").mkdir(mode=0o700, exist_ok=True)
-        with tarfile.open(src / "pg_wal.tar.gz", "r:gz") as tar:
-            tar.extractall(node.data / "pg_wal", filter="data")
+        for wal_tar in src.glob("pg_wal.tar*"):  # the WAL that makes the base backup consistent
+            with tarfile.open(wal_tar, "r:*") as tar:
+                tar.extractall(node.data / "pg_wal", filter="data")
         os.chmod(node.data, 0o700)
         wal = _wal_dir(settings, node)
         shutil.rmtree(wal, ignore_errors=True)
