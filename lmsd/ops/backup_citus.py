@@ -85,7 +85,10 @@ def required_members(manifest: dict[str, Any]) -> list[str]:
     topology = manifest["topology"]
     expected = [COORDINATOR, *(citus.worker_name(i) for i in range(1, workers + 1))]
     if topology.get("nodes") != expected or not str(topology.get("restore_point", "")):
-        raise Invalid(f"its topology is damaged: {workers} Citus workers but nodes {topology.get('nodes')}")
+        raise Invalid(
+            f"its topology is damaged: {workers} Citus workers, nodes {topology.get('nodes')},"
+            f" restore point {topology.get('restore_point')!r}"
+        )
     return [f"db/citus/{name}/base.tar.gz" for name in expected]
 
 

@@ -24,7 +24,7 @@ from tests.citus import requires_citus
 from tests.citus.campus import citus_campus, course_codes, new_course, nodes, token, wait_healthy
 from tests.support import ADMIN_PASSWORD, Campus, app_dsn, secrets_of
 
-pytestmark = [requires_citus, pytest.mark.slow]
+pytestmark = [requires_citus, pytest.mark.slow, pytest.mark.timeout(1500)]  # installs, restores, upgrades
 WORKERS = 2
 # Rows in every users shard of a worker (shards are hidden from pg_class unless asked).
 WORKER_USERS = """
