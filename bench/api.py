@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lmsd import credentials, pagination  # noqa: E402
+from lmsd.db.dsn import app_dsn, ssl_arg  # noqa: E402
 from lmsd.identity.tokens import TokenIssuer  # noqa: E402
 from lmsd.policy import Identity  # noqa: E402
-from lmsd.runtime.postgres import app_dsn  # noqa: E402
 from lmsd.settings import load_settings  # noqa: E402
 from tests.support import Campus, new_campus  # noqa: E402
 
@@ -49,7 +49,7 @@ async def plans(data_dir: Path, base: str, n: int = 2000) -> dict[str, list[dict
     secrets = credentials.load(data_dir)
     issuer = TokenIssuer(secrets, issuer=settings.portal_url.rstrip("/"))
     campus = uuid.UUID(settings.campus.id)
-    conn = await asyncpg.connect(app_dsn(settings, secrets))
+    conn = await asyncpg.connect(app_dsn(settings, secrets), ssl=ssl_arg(settings))
     rng = random.Random(7)
     try:
         learners = await conn.fetch(
@@ -97,6 +97,18 @@ async def plans(data_dir: Path, base: str, n: int = 2000) -> dict[str, list[dict
     return out
 
 
+def drive(loadgen: Path, requests: list[dict], path: Path, concurrency: int, duration: float,  # type: ignore[type-arg]
+          warmup: float = 3) -> dict:  # type: ignore[type-arg]
+    """One endpoint's figures (req/s, p50/p99 ms, statuses): its plan written to ``path``, a warm-up
+    run (caches, connection pools), then the measured run. 409 (enrolled already) counts as answered."""
+    path.write_text(json.dumps(requests))
+    common = [str(loadgen), "-plan", str(path), "-c", str(concurrency), "-ok", "200,201,409"]
+    subprocess.run([*common, "-d", f"{warmup:g}s"], capture_output=True, check=True)
+    out = subprocess.run([*common, "-d", f"{duration:g}s"], capture_output=True, text=True, check=True)
+    figures: dict = json.loads(out.stdout)  # type: ignore[type-arg]
+    return figures
+
+
 def prepare(label: str, scale: float, work: Path) -> Campus:
     """Install and seed a campus once; a later run with the same --work reuses it."""
     marker = work / f"{label}.json"
@@ -129,15 +141,8 @@ def run_size(label: str, scale: float, work: Path, loadgen: Path, args: argparse
         plan = asyncio.run(plans(campus.data_dir, campus.url))
         stats = {}
         for name in ENDPOINTS:
-            path = work / f"{label}-{name.replace(' ', '-')}.json"
-            path.write_text(json.dumps(plan[name]))
-            # warm up caches and connection pools, then measure
-            subprocess.run([str(loadgen), "-plan", str(path), "-c", str(args.concurrency), "-d", "3s",
-                            "-ok", "200,201,409"], capture_output=True, check=True)
-            out = subprocess.run([str(loadgen), "-plan", str(path), "-c", str(args.concurrency),
-                                  "-d", f"{args.duration}s", "-ok", "200,201,409"],
-                                 capture_output=True, text=True, check=True)
-            stats[name] = json.loads(out.stdout)
+            stats[name] = drive(loadgen, plan[name], work / f"{label}-{name.replace(' ', '-')}.json",
+                                args.concurrency, args.duration)
             print(f"[{label}] {name}: {stats[name]}", flush=True)
         return stats
     finally:

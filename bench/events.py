@@ -198,10 +198,16 @@ async def more_learners(campus: Campus, c: httpx.AsyncClient, s: learning.Setup,
         s.enrolments.append(r.json()["id"])
 
 
-async def run(campus: Campus, args: argparse.Namespace) -> dict[str, Any]:
+async def enrolled(campus: Campus, learners: int) -> learning.Setup:
+    """A published course (text, video and quiz lessons) with ``learners`` learners enrolled."""
     async with learning.client(campus) as c:
-        s = await learning.setup(c, learners=min(args.learners, 10))
-        await more_learners(campus, c, s, args.learners - len(s.learners))
+        s = await learning.setup(c, learners=min(learners, 10))
+        await more_learners(campus, c, s, learners - len(s.learners))
+    return s
+
+
+async def run(campus: Campus, args: argparse.Namespace) -> dict[str, Any]:
+    s = await enrolled(campus, args.learners)
     raw = await raw_publish(campus, args.events)
     print(f"raw nats-py JetStream publish: {raw:,.0f} msgs/s", flush=True)
     conn = await asyncpg.connect(app_dsn(campus))
