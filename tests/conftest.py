@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lmsd.db.engine import make_engine
 from tests.db import Database, start_database
-from tests.support import Campus, new_campus
+from tests.support import Campus, new_campus, on_citus
 
 
 @pytest.fixture
@@ -42,10 +42,30 @@ def fresh(tmp_path: Path) -> Iterator[Campus]:
 
 @pytest.fixture(scope="session")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """One migrated PostgreSQL per test worker, with campus A and its admin."""
+    """One migrated PostgreSQL per test worker, with campus A and its admin; with
+    LMSD_TEST_CITUS=1, a Citus coordinator and two workers, migrated through Citus."""
+    if on_citus():
+        from tests.citus.cluster import CitusCluster
+
+        cluster = CitusCluster(tmp_path_factory.mktemp("citus"))
+        try:
+            cluster.start()
+            yield cluster.campus("lmsd")
+        finally:
+            cluster.stop()
+        return
     db = start_database(tmp_path_factory.mktemp("pg") / "data")
     yield db
     db.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """LMSD_TEST_CITUS=1 without Citus installed is a mistake, not a reason to skip everything."""
+    if on_citus():
+        from tests.citus import citus_installed
+
+        if not citus_installed():
+            raise pytest.UsageError("LMSD_TEST_CITUS=1 needs Citus in the pgserver PostgreSQL: run scripts/citus")
 
 
 @pytest.fixture
@@ -61,6 +81,11 @@ async def db(database: Database) -> AsyncIterator[AsyncSession]:
     try:
         async with engine.connect() as conn:
             outer = await conn.begin()
+            if on_citus():
+                # One transaction for the whole test: a read of every campus (a parallel multi-shard
+                # query) followed by a write to a reference table (a new campus) is refused by Citus
+                # unless the transaction is sequential. The API's requests are their own transactions.
+                await conn.exec_driver_sql("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
             session = AsyncSession(bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint")
             try:
                 yield session

@@ -12,6 +12,15 @@ from pathlib import Path
 
 ADMIN_PASSWORD = "correct-horse-battery-staple"
 
+CITUS_WORKERS = 2
+CITUS_SHARD_COUNT = 8  # Citus's 32 shards per table make installing slow on two cores; routing is the same
+
+
+def on_citus() -> bool:
+    """``LMSD_TEST_CITUS=1``: the suites run on Citus. The session ``database`` is a coordinator
+    with two workers (tests/citus/cluster.py) and campuses install with ``--citus-workers 2``."""
+    return os.environ.get("LMSD_TEST_CITUS", "") not in ("", "0")
+
 
 def _free(port: int) -> bool:
     with socket.socket() as sock:
@@ -47,6 +56,8 @@ class Campus:
     # One API worker unless a test is about several (the runtime's own tests): each worker is a
     # Python process importing the whole API, a few seconds of CPU per install on 2 cores.
     api_workers: int = 1
+    # With LMSD_TEST_CITUS=1 the campus runs a Citus cluster through the product (see install()).
+    citus_workers: int = field(default_factory=lambda: CITUS_WORKERS if on_citus() else 0)
 
     def lmsd(self, *args: str, check: bool = False, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return run_lmsd("--data-dir", str(self.data_dir), *args, check=check, timeout=timeout, env={**self.env, **(env or {})})
@@ -67,9 +78,18 @@ class Campus:
             "--postgres-port", str(p["postgres"]),
             "--nats-port", str(p["nats"]),
             "--nats-monitor-port", str(p["nats_monitor"]),
+            *(["--citus-workers", str(self.citus_workers)] if self.citus_workers else []),
         ]
 
     def install(self) -> subprocess.CompletedProcess[str]:
+        if self.citus_workers and not (self.data_dir / "config.toml").exists():
+            # The workers' ports of this campus's own block (not postgres.port + 20, which may be
+            # another campus's), and fewer shards: set before install, as `lmsd config set` would.
+            from lmsd.settings import write_config_file
+
+            write_config_file(self.data_dir, {"postgres": {
+                "citus_worker_port": self.ports["citus_workers"], "citus_shard_count": CITUS_SHARD_COUNT,
+            }})
         return self.lmsd(*self.install_args(), env={"LMSD_ADMIN_PASSWORD": ADMIN_PASSWORD})
 
 
@@ -95,7 +115,8 @@ def run_lmsd(*args: str, check: bool = False, timeout: float = 300, env: dict[st
 
 
 def new_campus(data_dir: Path, api_workers: int = 1) -> Campus:
-    base = free_port_block(6)
+    citus = CITUS_WORKERS if on_citus() else 0
+    base = free_port_block(6 + citus)
     ports = {
         "http": base,
         "api": base + 1,  # workers on base+1, base+2
@@ -103,6 +124,8 @@ def new_campus(data_dir: Path, api_workers: int = 1) -> Campus:
         "nats": base + 4,
         "nats_monitor": base + 5,
     }
+    if citus:
+        ports["citus_workers"] = base + 6  # the Citus workers on base+6, base+7
     return Campus(data_dir=data_dir, ports=ports, api_workers=api_workers)
 
 

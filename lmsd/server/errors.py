@@ -126,9 +126,36 @@ def _sqlstate(exc: BaseException | None) -> str | None:
     return None
 
 
+# The database cannot reach a node it needs: SQLSTATE class 08 (Citus's "connection to the remote
+# node ... failed" from the coordinator), a node shutting down or starting (57P01-57P03), or Citus
+# losing a worker in the middle of a command (XX000 with libpq's message). The same request can
+# succeed once the node is back (the supervisor restarts it), so 503 with Retry-After, not a 500.
+UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
+LOST_NODE = "server closed the connection unexpectedly"
+RETRY_AFTER_S = 5
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    state = _sqlstate(exc)
+    if state is None:
+        return False
+    return state.startswith("08") or state in UNAVAILABLE_STATES or (state == "XX000" and LOST_NODE in str(exc))
+
+
+def unavailable() -> Response[dict[str, object]]:
+    response = problem(
+        503, "Service unavailable", "the database is unavailable for now; try again shortly", code="database.unavailable"
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
     if _sqlstate(exc) == TEXT_REFUSED:
         return problem(422, "Invalid input", "text may not contain the NUL character", code="text.nul")
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return unavailable()
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "Server error", "the server could not complete the request")
 

@@ -77,3 +77,47 @@ def test_a_client_error_body_has_code_and_field() -> None:
     assert response.status_code == 422 and response.media_type == "application/problem+json"
     assert body == {"type": "about:blank", "title": "Invalid input", "status": 422, "detail": "too short",
                     "code": "user.password_too_short", "field": "password"}
+
+
+def _driver_error(cls: type[Exception], message: str) -> Exception:
+    """The asyncpg error wrapped as SQLAlchemy raises it to a handler."""
+    from sqlalchemy.exc import DBAPIError
+
+    return DBAPIError("INSERT INTO outbox ...", {}, cls(message))
+
+
+def test_a_database_node_out_of_reach_is_503_with_retry_after(caplog: pytest.LogCaptureFixture) -> None:
+    """Citus cannot reach a worker (SQLSTATE 08006), loses one mid-command (XX000 with libpq's
+    message) or a node is shutting down or starting (57P01, 57P03): the request may succeed once
+    the node is back, so 503 + Retry-After, and nothing of the message in the body."""
+    import asyncpg
+
+    from lmsd.server.errors import unexpected
+
+    for error in (
+        _driver_error(asyncpg.exceptions.ConnectionFailureError,
+                      "connection to the remote node lmsd@127.0.0.1:25027 failed with the following error: Connection refused"),
+        _driver_error(asyncpg.exceptions.InternalServerError,
+                      "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally"),
+        _driver_error(asyncpg.exceptions.AdminShutdownError, "terminating connection due to administrator command"),
+        _driver_error(asyncpg.exceptions.CannotConnectNowError, "the database system is starting up"),
+    ):
+        with caplog.at_level(logging.WARNING, logger="lmsd.api"):
+            response = unexpected(None, error)  # type: ignore[arg-type]
+        body = json.loads(response.render(response.content, "application/json"))
+        assert response.status_code == 503 and response.media_type == "application/problem+json", error
+        assert int(response.headers["Retry-After"]) > 0 and body["code"] == "database.unavailable"
+        assert "127.0.0.1" not in json.dumps(body) and "server closed" not in json.dumps(body)
+    assert "remote node lmsd@127.0.0.1:25027" in caplog.text  # the cause goes to the log, one line
+
+
+def test_other_database_errors_stay_500() -> None:
+    import asyncpg
+
+    from lmsd.server.errors import unexpected
+
+    for error in (
+        _driver_error(asyncpg.exceptions.InternalServerError, "could not find shard placement"),
+        _driver_error(asyncpg.exceptions.UndefinedColumnError, 'column "x" does not exist'),
+    ):
+        assert unexpected(None, error).status_code == 500  # type: ignore[arg-type]
