@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from lmsd.errors import OperationFailed
@@ -38,6 +39,15 @@ def running_pid(settings: Settings) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def read_state(settings: Settings) -> dict[str, Any]:
@@ -101,7 +111,8 @@ def stop(settings: Settings, timeout: float | None = None) -> bool:
     limit = timeout or settings.runtime.stop_timeout_s * (3 + settings.api.workers)
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if running_pid(settings) is None:
+        # the lock is released as the supervisor's last act; it has stopped once its process is gone
+        if running_pid(settings) is None and not (pid > 0 and _alive(pid)):
             return True
         time.sleep(0.1)
     if pid > 0:
