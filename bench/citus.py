@@ -1,8 +1,9 @@
 """Citus benchmark: the API's hot endpoints and the event backbone end to end, on plain PostgreSQL
 and on Citus with 1 and 2 workers, same data, same machine, side by side.
 
-Run: .venv/bin/python bench/citus.py              # the full run (about 10 minutes on 2 quiet cores)
-     .venv/bin/python bench/citus.py --quick      # debugging: smaller data, shorter phases (about 7 minutes)
+Run: .venv/bin/python bench/citus.py              # the full run: 15 min on 2 cores at load average 10
+     .venv/bin/python bench/citus.py --quick      # debugging: smaller data, shorter phases (13 min, same load)
+(Most of either is installing: three campuses, two of them Citus; on quiet cores expect 8–10 min.)
 
 Needs Citus in the PostgreSQL lmsd runs (`scripts/citus`). For each configuration, one after the
 other, it installs a fresh campus through the product (`lmsd install` in a temporary dir; with
