@@ -121,17 +121,23 @@ def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
 
 # Modules measured as the longest (seconds of one worker, scripts/test's summary): started first
 # so that the two workers finish together rather than one waiting on a late long module.
-LONGEST = {  # seconds per module, measured in CI (scripts/test prints them)
-    "tests.server.test_schemathesis": 276,
-    "tests.events.test_events_faults": 202,
-    "tests.media.test_video": 179,
-    "tests.ops.test_backup_restore": 158,
-    "tests.events.test_stream_relay": 90,
+LONGEST = {  # seconds per module of one worker, from scripts/test's summary (CI, 2 cores)
+    "tests.citus.test_backup_upgrade": 300,
+    "tests.server.test_schemathesis": 260,
+    "tests.events.test_events_faults": 200,
+    "tests.citus.test_faults": 160,
+    "tests.ops.test_backup_restore": 160,
+    "tests.citus.test_cluster": 150,
+    "tests.media.test_video": 150,
+    "tests.citus.test_distribute": 120,
+    "tests.events.test_stream_relay": 110,
+    "tests.runtime.test_stack": 100,
+    "tests.ops.test_upgrade": 100,
+    "tests.learning.test_xapi_forward": 90,
     "tests.events.test_learning_record": 80,
-    "tests.runtime.test_stack": 142,
-    "tests.learning.test_xapi_forward": 111,
-    "tests.ops.test_upgrade": 102,
-    "tests.ops.test_faults": 74,
+    "tests.portal.test_portal_admin_browser": 70,
+    "tests.ops.test_packaging": 60,
+    "tests.ops.test_faults": 60,
 }
 
 

@@ -52,8 +52,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "speech": speech_clip(d / "speech.mp4"),
         "silent_portrait": make_clip(d / "portrait.mp4", 3.0, "720x1280", audio=False),
         "uhd": make_clip(d / "uhd.mp4", 1.0, "3840x2160"),
-        # long enough to be killed mid-way; high bitrate so it is re-encoded, not remuxed
-        "long": make_clip(d / "long.mp4", 40.0, "1280x720", codec=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p")),
+        # long enough to be killed mid-way; high bitrate so it is re-encoded, not remuxed; 360p, so
+        # its ladder is two renditions (the 720p one cost a minute of CPU, twice: killed, then redone)
+        "long": make_clip(d / "long.mp4", 40.0, "640x360", codec=("-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p")),
     }
 
 
