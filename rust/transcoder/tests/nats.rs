@@ -309,14 +309,7 @@ async fn uploaded_video_is_transcoded_once() {
     assert_eq!(both[1], done);
     let subject = format!("lmsd.{CAMPUS}.transcode.{video}.video_transcoded");
     assert_eq!(stored(&js, &subject).await, 1);
-    let consumer = js
-        .get_stream("LMSD_JOBS")
-        .await
-        .unwrap()
-        .get_consumer::<jetstream::consumer::pull::Config>("transcode")
-        .await;
-    let info = consumer.unwrap().info().await.unwrap().clone();
-    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    wait_jobs_done(&js).await;
     let log_text = transcoder.log_text();
     assert_eq!(log_text.matches(": transcoding ").count(), 1, "{log_text}");
     assert_eq!(
@@ -439,17 +432,8 @@ async fn failures_are_reported_then_dead_lettered() {
             assert!(Event::decode(letter.payload).is_ok(), "the original data");
         }
     }
-    // the work queue is empty
-    let jobs = js.get_stream("LMSD_JOBS").await.unwrap();
-    let info = jobs
-        .get_consumer::<jetstream::consumer::pull::Config>("transcode")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
-    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    // the work queue empties (each job is ended right after its dead letter is published)
+    wait_jobs_done(&js).await;
     assert!(transcoder.terminate().success());
 }
 
@@ -534,4 +518,32 @@ async fn stopped_and_killed_transcoders_leave_nothing_behind() {
     assert_eq!(stored(&js, &subject).await, 1);
     assert!(third.terminate().success());
     assert_eq!(ffmpeg_processes(&data), Vec::<u32>::new());
+}
+
+/// Waits (10 s at most) until the transcode consumer has no job pending or unacknowledged: a job
+/// is acknowledged (or ended) just after its result or dead letter is published, so the server
+/// may see that a moment after the test sees the message.
+async fn wait_jobs_done(js: &jetstream::Context) {
+    let jobs = js.get_stream("LMSD_JOBS").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = jobs
+            .get_consumer::<jetstream::consumer::pull::Config>("transcode")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .clone();
+        if (info.num_pending, info.num_ack_pending) == (0, 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs left: {} pending, {} unacknowledged",
+            info.num_pending,
+            info.num_ack_pending
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
