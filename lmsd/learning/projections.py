@@ -93,7 +93,7 @@ class _Lesson:
 _P_COLS = ("course_id", "user_id", "events", "lessons_started", "lessons_completed", "watched_ms",
            "quiz_attempts", "last_lesson_id", "last_activity_at", "completed_at")
 _P_TIMES = ("last_activity_at", "completed_at")  # microseconds in Python, timestamptz in the table
-# `campus_id = ANY($1)` as in the Rust projector (rust/projector/src/store.rs): a filter Citus prunes by
+# `campus_id = ANY($1)` as in the Rust projector (rust/projector/src/store/sql.rs): a filter Citus prunes by
 _SELECT_PROGRESS = f"""
 SELECT p.campus_id, p.enrolment_id, {', '.join(_micros(f'p.{c}') + f' AS {c}' if c in _P_TIMES else c for c in _P_COLS)}
 FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e

@@ -51,7 +51,7 @@ DELIBERATE = {
     "aggregates of all of them (a small partial index per shard, merged by published_seq); each "
     "campus's events are then read from its own shard",
 }
-STORE_RS = Path(__file__).resolve().parents[2] / "rust" / "projector" / "src" / "store.rs"
+STORE_RS = Path(__file__).resolve().parents[2] / "rust" / "projector" / "src" / "store" / "sql.rs"
 
 
 @dataclass
@@ -202,7 +202,7 @@ async def test_relay_reads_each_campus_from_its_shard(citus_database: Database, 
         assert not problems, "\n\n".join(problems)
 
 
-# -- the Rust projector's statements (rust/projector/src/store.rs), run as it runs them ----------
+# -- the Rust projector's statements (rust/projector/src/store/sql.rs), run as it runs them ----------
 
 
 def projector_sql() -> dict[str, str]:
@@ -238,7 +238,7 @@ async def test_projector_apply(citus_database: Database, world: World) -> None:
         ("INSERT_OUTBOX", ([c], [uuid.uuid4()], ["lmsd.x"], [aggregate], [1], [b"x"])),
         ("LOCK", ([1, 2],)),
     ]
-    assert {name for name, _ in batch} == set(sql), "every statement of store.rs"
+    assert {name for name, _ in batch} == set(sql), "every statement of store/sql.rs"
     async with traced(citus_database) as (_session, trace):
         trace.on = True
         for name, args in batch:
