@@ -6,11 +6,10 @@ import errno
 import os
 import shutil
 import socket
-import stat
 import tempfile
 from pathlib import Path
 
-from lmsd.errors import OperationFailed
+from lmsd.errors import LmsdError, OperationFailed
 from lmsd.runtime import citus
 from lmsd.settings import Settings
 
@@ -77,17 +76,14 @@ def check_citus(settings: Settings) -> None:
 
 
 def check_private_files(settings: Settings) -> None:
-    """Files of secrets the settings name (the LRS credentials) are readable by their owner only:
-    refused before anything starts, not by the forwarder once the whole stack is up."""
-    path = settings.events.xapi_lrs_credentials_file
-    if not path:
-        return
+    """Files of secrets the settings name (the LRS credentials) are readable and private: refused
+    before anything starts, by the forwarder's own rule, not once the whole stack is up."""
+    from lmsd.learning.forwarder import read_credentials  # when it runs: `lmsd down` needs none of it
+
     try:
-        mode = Path(path).stat().st_mode
-    except OSError as exc:
-        raise OperationFailed(f"cannot read the LRS credentials file {path}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise OperationFailed(f"the LRS credentials file {path} must be readable by its owner only (chmod 600)")
+        read_credentials(settings.events.xapi_lrs_credentials_file)
+    except LmsdError as exc:
+        raise OperationFailed(str(exc)) from None
 
 
 def check_all(settings: Settings) -> None:

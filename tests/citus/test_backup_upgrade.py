@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tarfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from alembic.script import ScriptDirectory
 from lmsd.db.migrate import MIGRATIONS
 from tests.citus import requires_citus
 from tests.citus.campus import citus_campus, course_codes, new_course, nodes, token, wait_healthy
+from tests.ops.test_backup_restore import seed_learners
 from tests.support import ADMIN_PASSWORD, Campus, app_dsn, secrets_of
 
 pytestmark = [requires_citus, pytest.mark.slow, pytest.mark.timeout(1500)]  # installs, restores, upgrades
@@ -33,25 +33,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
     c = citus_campus(tmp_path_factory.mktemp("backup") / "data")
     result = c.lmsd(*c.install_args(), "--citus-workers", str(WORKERS), env={"LMSD_ADMIN_PASSWORD": ADMIN_PASSWORD})
     assert result.returncode == 0, result.stdout + result.stderr
-    asyncio.run(_seed(c))
+    asyncio.run(seed_learners(c, 200))
     h = token(c)
     for _ in range(3):
         new_course(c, h)
     yield c
     c.lmsd("down", timeout=180)
-
-
-async def _seed(c: Campus) -> None:
-    conn = await asyncpg.connect(app_dsn(c))
-    try:
-        campus_id = await conn.fetchval("SELECT id FROM campuses")
-        await conn.executemany(
-            "INSERT INTO users (id, campus_id, email, display_name, password_hash, role)"
-            " VALUES ($1, $2, $3, $4, 'x', 'learner')",
-            [(uuid.uuid4(), campus_id, f"learner{i}@test.example", f"Learner “{i}” ✓") for i in range(200)],
-        )
-    finally:
-        await conn.close()
 
 
 def _superuser_dsn(c: Campus) -> str:

@@ -30,7 +30,7 @@ import pytest
 from tests.api import PASSWORD, Person, course, login, person
 from tests.citus import requires_citus
 from tests.citus.campus import citus_campus, nodes, status, wait_healthy
-from tests.learning import admin_of, client
+from tests.learning import admin_of, client, publish_and_enrol
 from tests.support import ADMIN_PASSWORD, Campus, secrets_of
 
 pytestmark = [requires_citus, pytest.mark.slow]
@@ -69,16 +69,7 @@ async def _learning(c: httpx.AsyncClient, learners: int) -> Learning:
         r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=teacher.h, json={"title": title, "body": "text"})
         assert r.status_code == 201, r.text
         lessons.append(r.json()["id"])
-    r = await c.get(f"/api/v1/courses/{crs['id']}", headers=teacher.h)
-    r = await c.patch(f"/api/v1/courses/{crs['id']}", headers={**teacher.h, "if-match": r.headers["etag"]}, json={"status": "published"})
-    assert r.status_code == 200, r.text
-    people, enrolments = [], []
-    for _ in range(learners):
-        learner = await person(c, root, "learner")  # type: ignore[arg-type]
-        r = await c.post(f"/api/v1/courses/{crs['id']}/enrol", headers=learner.h)
-        assert r.status_code == 201, r.text
-        people.append(learner)
-        enrolments.append(r.json()["id"])
+    _, people, enrolments = await publish_and_enrol(c, root, teacher, crs["id"], learners)
     return Learning(people, enrolments, lessons)
 
 

@@ -59,17 +59,27 @@ async def setup(c: httpx.AsyncClient, learners: int = 2) -> Setup:
         r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=teacher.h, json=body)
         assert r.status_code == 201, r.text
         lessons[key] = r.json()["id"]
-    r = await c.get(f"/api/v1/courses/{crs['id']}", headers=teacher.h)
-    r = await c.patch(f"/api/v1/courses/{crs['id']}", headers={**teacher.h, "if-match": r.headers["etag"]}, json={"status": "published"})
+    published, people, enrolments = await publish_and_enrol(c, root, teacher, crs["id"], learners)
+    return Setup(root, teacher, people, published | {"id": crs["id"]}, lessons, quiz["id"], enrolments)
+
+
+async def publish_and_enrol(
+    c: httpx.AsyncClient, root: Any, teacher: Any, course_id: str, learners: int
+) -> tuple[dict[str, Any], list[Any], list[str]]:
+    """Publish the course, then make ``learners`` learners and enrol each: (the published course
+    as the PATCH answered it, the learners, their enrolment ids)."""
+    r = await c.get(f"/api/v1/courses/{course_id}", headers=teacher.h)
+    r = await c.patch(f"/api/v1/courses/{course_id}", headers={**teacher.h, "if-match": r.headers["etag"]}, json={"status": "published"})
     assert r.status_code == 200, r.text
+    published: dict[str, Any] = r.json()
     people, enrolments = [], []
     for _ in range(learners):
-        learner = await person(c, root, "learner")  # type: ignore[arg-type]
-        r = await c.post(f"/api/v1/courses/{crs['id']}/enrol", headers=learner.h)
+        learner = await person(c, root, "learner")
+        r = await c.post(f"/api/v1/courses/{course_id}/enrol", headers=learner.h)
         assert r.status_code == 201, r.text
         people.append(learner)
         enrolments.append(r.json()["id"])
-    return Setup(root, teacher, people, r.json() | {"id": crs["id"]}, lessons, quiz["id"], enrolments)
+    return published, people, enrolments
 
 
 async def wait_progress(

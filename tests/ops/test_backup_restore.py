@@ -21,17 +21,22 @@ pytestmark = pytest.mark.slow
 EVENTS = 200
 
 
-async def _seed(c: Campus) -> None:
+async def seed_learners(c: Campus, count: int) -> None:
+    """``count`` learners straight into the campus's database (names with non-ASCII characters)."""
     conn = await asyncpg.connect(app_dsn(c))
     try:
         campus_id = await conn.fetchval("SELECT id FROM campuses")
         await conn.executemany(
             "INSERT INTO users (id, campus_id, email, display_name, password_hash, role)"
             " VALUES ($1, $2, $3, $4, 'x', 'learner')",
-            [(uuid.uuid4(), campus_id, f"learner{i}@test.example", f"Learner “{i}” ✓") for i in range(500)],
+            [(uuid.uuid4(), campus_id, f"learner{i}@test.example", f"Learner “{i}” ✓") for i in range(count)],
         )
     finally:
         await conn.close()
+
+
+async def _seed(c: Campus) -> None:
+    await seed_learners(c, 500)
     nc = await nats_connect(c)
     try:
         js = nc.jetstream()
