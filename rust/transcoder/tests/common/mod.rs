@@ -13,6 +13,7 @@ use std::{
 use lmsd_transcoder::playlist::MediaPlaylist;
 
 pub mod bus;
+pub mod jobs;
 
 /// A binary from `env` or PATH; panics (the test fails) when there is none.
 fn tool(env: &str, name: &str, beside: Option<&Path>) -> PathBuf {
