@@ -122,10 +122,9 @@ def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
 # Modules measured as the longest (seconds of one worker, scripts/test's summary): started first
 # so that the two workers finish together rather than one waiting on a late long module.
 LONGEST = {  # seconds per module of one worker, from scripts/test's summary (CI, 2 cores)
-    "tests.citus.test_backup_upgrade": 300,
+    "tests.citus.test_backup_upgrade": 250,
     "tests.server.test_schemathesis": 260,
     "tests.events.test_events_faults": 200,
-    "tests.citus.test_faults": 160,
     "tests.ops.test_backup_restore": 160,
     "tests.citus.test_cluster": 150,
     "tests.media.test_video": 150,
@@ -138,6 +137,11 @@ LONGEST = {  # seconds per module of one worker, from scripts/test's summary (CI
     "tests.portal.test_portal_admin_browser": 70,
     "tests.ops.test_packaging": 60,
     "tests.ops.test_faults": 60,
+    # the same suites on Citus (tests/citus/on_citus)
+    "tests.citus.on_citus.test_stream_relay": 150,
+    "tests.citus.on_citus.test_events_faults": 140,
+    "tests.citus.on_citus.test_learning_record": 60,
+    "tests.citus.on_citus.test_portal_learner": 45,
 }
 
 

@@ -14,6 +14,7 @@ import nats
 from nats.aio.client import Client as NATS
 
 from lmsd.credentials import Secrets
+from lmsd.db.availability import lost_node
 from lmsd.db.dsn import app_dsn, ssl_arg
 from lmsd.settings import Settings
 from lmsd.settings.addresses import join_host_port
@@ -31,13 +32,14 @@ DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, async
 def database_away(exc: BaseException) -> bool:
     """Whether ``exc`` means the database is away, restarting or not migrated yet (try the same
     work again later) rather than refusing this work: no answer at all, or SQLSTATE class 08
-    (connection), 53 (resources), 57 (shutdown), an undefined table or database. lmsd-projector
+    (connection), 53 (resources), 57 (shutdown), an undefined table or database, a Citus worker
+    lost in the middle of a statement (:func:`lmsd.db.availability.lost_node`). lmsd-projector
     sorts its errors the same way (rust/projector/src/consumer.rs ``unavailable``)."""
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         code = str(getattr(exc, "sqlstate", "") or "")
-        return code[:2] in ("08", "53", "57") or code in ("42P01", "3D000")
+        return code[:2] in ("08", "53", "57") or code in ("42P01", "3D000") or lost_node(code, str(exc))
     return False
 
 

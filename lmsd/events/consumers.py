@@ -102,8 +102,27 @@ def lock_keys(consumer: str, aggregate_ids: set[str]) -> list[int]:
 
 
 async def apply_batch(conn: asyncpg.Connection, projection: Projection, batch: list[Delivered]) -> int:
-    """One transaction: lock the batch's aggregates, claim the event ids, apply the new ones,
-    record follow-ups. Returns how many were new."""
+    """One transaction per campus of the batch (lock its aggregates, claim the event ids, apply
+    the new ones, record follow-ups), then the consumer's count. Returns how many were new.
+
+    On Citus a campus's transaction writes its shard group only; the count (a reference table)
+    is its own statement, since in the batch's transaction it would make every commit span every
+    node. The count is informational (``lmsd events status``): a crash between a commit and the
+    count leaves it short by that batch, nothing else. lmsd-projector, which applies the live
+    learning projections concurrently, also waits for rows of a batch left prepared on a worker
+    (rust/projector/src/store/sql.rs); the projections here run live for media only, one batch
+    at a time, and in replay."""
+    by_campus: dict[str, list[Delivered]] = {}
+    for d in batch:
+        by_campus.setdefault(d.event.campus_id, []).append(d)
+    applied = 0
+    for group in by_campus.values():
+        applied += await _apply_campus(conn, projection, group)
+    await conn.execute(_PROGRESS, projection.name, applied, max(d.stream_seq for d in batch))
+    return applied
+
+
+async def _apply_campus(conn: asyncpg.Connection, projection: Projection, batch: list[Delivered]) -> int:
     ids = [d.event.id for d in batch]  # asyncpg encodes uuid parameters from their text
     async with conn.transaction():
         await conn.execute(_LOCK, lock_keys(projection.name, {d.event.aggregate_id for d in batch}))
@@ -117,7 +136,6 @@ async def apply_batch(conn: asyncpg.Connection, projection: Projection, batch: l
         if fresh:
             follow_ups = await projection.apply(conn, fresh, live=True)
             await outbox.append(conn, follow_ups)
-        await conn.execute(_PROGRESS, projection.name, len(fresh), max(d.stream_seq for d in batch))
     return len(fresh)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from lmsd import credentials
 from lmsd.errors import LmsdError, OperationFailed
+from lmsd.events.connection import DATABASE_ERRORS
 from lmsd.ops import cluster, events
 from lmsd.ops.backup import is_installed
 from lmsd.runtime import components, control
@@ -59,8 +60,9 @@ async def collect(settings: Settings) -> dict[str, Any]:
     if all(r["ok"] for r in rows if r["name"] in ("postgres", "nats")):
         try:
             bus = await asyncio.wait_for(events.summary(settings, secrets), 5)
-        except (LmsdError, TimeoutError, OSError) as exc:
-            bus = {"error": str(exc)}
+        except (LmsdError, TimeoutError, *DATABASE_ERRORS) as exc:
+            # e.g. a Citus worker away: the coordinator answers, the event tables on it do not
+            bus = {"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     return {
         "healthy": healthy,
         "campus": {"name": settings.campus.name, "id": settings.campus.id},

@@ -19,6 +19,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from lmsd.db.availability import lost_node
 from lmsd.errors import (
     Conflict,
     Forbidden,
@@ -131,7 +132,6 @@ def _sqlstate(exc: BaseException | None) -> str | None:
 # losing a worker in the middle of a command (XX000 with libpq's message). The same request can
 # succeed once the node is back (the supervisor restarts it), so 503 with Retry-After, not a 500.
 UNAVAILABLE_STATES = ("57P01", "57P02", "57P03")
-LOST_NODE = "server closed the connection unexpectedly"
 RETRY_AFTER_S = 5
 
 
@@ -139,7 +139,7 @@ def database_unavailable(exc: BaseException) -> bool:
     state = _sqlstate(exc)
     if state is None:
         return False
-    return state.startswith("08") or state in UNAVAILABLE_STATES or (state == "XX000" and LOST_NODE in str(exc))
+    return state.startswith("08") or state in UNAVAILABLE_STATES or lost_node(state, str(exc))
 
 
 def unavailable() -> Response[dict[str, object]]:

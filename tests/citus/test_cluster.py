@@ -1,7 +1,10 @@
 """A campus installed as a Citus cluster through the real CLI (`lmsd install --citus-workers 2`):
 `lmsd status` shows the coordinator and each worker with its shards, the API works on the
 distributed tables, a worker killed with -9 comes back, `lmsd db add-worker` grows the cluster
-and moves shards onto the new worker while requests keep succeeding. One campus for the module."""
+and moves shards onto the new worker while requests keep succeeding, a campus isolated to shards
+of its own keeps working. One campus for the module, in file order. (A worker killed -9 under
+learning-event load: the 100k-event fault test, tests/events/test_events_faults.py, run on Citus
+by scripts/test's Citus pass.)"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api import Person, course, person
 from tests.citus import requires_citus
 from tests.citus.campus import (
     citus_campus,
@@ -25,9 +29,11 @@ from tests.citus.campus import (
     nodes,
     pginstall_without_citus,
     status,
+    superuser,
     token,
     wait_healthy,
 )
+from tests.learning import admin_of, client, publish_and_enrol, wait_progress
 from tests.support import ADMIN_PASSWORD, Campus, new_campus
 
 pytestmark = requires_citus
@@ -103,6 +109,59 @@ def test_add_worker_rebalances_while_the_api_serves(cluster: Campus) -> None:
     third = nodes(report)["postgres-worker-3"]
     assert third["ok"] and third["shards"] > 0, third
     assert "citus_workers = 3" in (cluster.data_dir / "config.toml").read_text()
+
+
+async def _one_learner_with_a_course(c: httpx.AsyncClient) -> tuple[Person, str, list[str]]:
+    """A learner enrolled in a published course of two text lessons: (learner, enrolment, lessons)."""
+    root = await admin_of(c)
+    teacher = await person(c, root, "instructor")  # type: ignore[arg-type]
+    crs = await course(c, teacher, publish=False)  # type: ignore[arg-type]
+    module = (await c.post(f"/api/v1/courses/{crs['id']}/modules", headers=teacher.h, json={"title": "Week 1"})).json()
+    lessons = []
+    for title in ("Intro", "More"):
+        r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=teacher.h, json={"title": title, "body": "text"})
+        assert r.status_code == 201, r.text
+        lessons.append(r.json()["id"])
+    _, people, enrolments = await publish_and_enrol(c, root, teacher, crs["id"], 1)
+    return people[0], enrolments[0], lessons
+
+
+async def test_a_campus_isolated_to_its_own_shard_keeps_working(cluster: Campus) -> None:
+    """``isolate_tenant_to_new_shard(..., 'CASCADE')`` on the coordinator gives campus A shards of
+    its own in every colocated table; reads, writes and learning events go on through the API."""
+    async with client(cluster) as c:
+        root = await admin_of(c)
+        campus_a = (await c.get("/api/v1/campus")).json()["id"]
+        conn = await superuser(cluster)
+        try:
+            shard = await conn.fetchval(
+                "SELECT isolate_tenant_to_new_shard('users', $1::text::uuid, 'CASCADE', shard_transfer_mode => 'block_writes')",
+                campus_a,
+            )
+            bounds = await conn.fetchrow("SELECT shardminvalue, shardmaxvalue FROM pg_dist_shard WHERE shardid = $1", shard)
+            colocated = await conn.fetchval(
+                "SELECT count(*) FROM pg_dist_shard s JOIN pg_dist_partition p USING (logicalrelid) "
+                "WHERE p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'users'::regclass) "
+                "AND s.shardminvalue = $1 AND s.shardmaxvalue = $1",
+                bounds["shardminvalue"],
+            )
+        finally:
+            await conn.close()
+        assert bounds["shardminvalue"] == bounds["shardmaxvalue"]  # one hash value: this campus alone
+        assert colocated > 10  # every table colocated with users moved with it (CASCADE)
+
+        # reads and writes of the isolated campus through the API
+        created = await course(c, root)  # type: ignore[arg-type]
+        r = await c.get("/api/v1/courses", headers=root.h, params={"limit": 100})
+        assert r.status_code == 200 and created["id"] in {x["id"] for x in r.json()["items"]}, r.text
+        learner, enrolment, lessons = await _one_learner_with_a_course(c)
+        events = [
+            {"id": str(uuid.uuid4()), "enrolment_id": enrolment, "type": "lesson_started", "lesson_id": lessons[i % 2]}
+            for i in range(50)
+        ]
+        r = await c.post("/api/v1/learning/events", headers=learner.h, json={"events": events})
+        assert r.status_code == 202, r.text
+        await wait_progress(c, learner, enrolment, lambda p: p["events_applied"] == 1 + len(events), timeout=60)
 
 
 def test_install_without_citus_says_where_it_looked_and_starts_nothing(tmp_path: Path) -> None:

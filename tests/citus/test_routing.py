@@ -271,3 +271,78 @@ async def test_projector_prepared_reads_stay_on_one_shard(citus_cluster: CitusCl
         assert all(r["generic_plans"] == 0 for r in plans if r["name"] in {n.lower() for n in reads}), plans
     finally:
         await conn.close()
+
+
+async def test_projector_waits_for_a_batch_prepared_on_a_worker(citus_cluster: CitusCluster, world: World) -> None:
+    """On Citus a projector batch commits in two phases (an INSERT ... SELECT FROM unnest always
+    does). A worker killed between PREPARE and COMMIT PREPARED keeps that batch prepared, its rows
+    locked and not yet visible, until the coordinator's recovery commits it; the next batch of the
+    same enrolment must not overwrite it (issue 15's fault test lost events that way). Made here by
+    hand on the worker: the projector's read waits for the prepared update and sees it (FOR
+    UPDATE), and its upsert of a row it took for new reports that the row was there (xmax)."""
+    sql = projector_sql()
+    c, e, course, user = world.campus_id, world.enrolment_id, world.tree.id, world.learner.user_id
+    lessons = [lesson.id for lesson in world.tree.lessons]
+    coordinator = await asyncpg.connect(host=HOST, port=citus_cluster.coordinator_port, user=SUPERUSER, database="lmsd")
+    reader = await asyncpg.connect(host=HOST, port=citus_cluster.coordinator_port, user=SUPERUSER, database="lmsd")
+    try:
+        await coordinator.execute(sql["UPSERT_PROGRESS"], [c], [e], [course], [user], [1], [1], [0], [0], [0], [lessons[0]], [1], [None])
+        shards = {
+            table: await coordinator.fetchrow(
+                "SELECT s.shardid, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) "
+                "JOIN pg_dist_node n USING (groupid) WHERE s.shardid = get_shard_id_for_distribution_column($1, $2::uuid)",
+                table, c,
+            )
+            for table in ("progress", "lesson_progress")
+        }
+        worker = await asyncpg.connect(host=HOST, port=shards["progress"]["nodeport"], user=SUPERUSER, database="lmsd")
+        try:
+            gid = f"lmsd_test_{uuid.uuid4().hex[:8]}"
+            await worker.execute("BEGIN")
+            await worker.execute(f"UPDATE progress_{shards['progress']['shardid']} SET events = events + 5 WHERE campus_id = $1 AND enrolment_id = $2", c, e)
+            await worker.execute(
+                f"INSERT INTO lesson_progress_{shards['lesson_progress']['shardid']} (campus_id, enrolment_id, lesson_id, watched, watched_ms) "
+                "VALUES ($1, $2, $3, '[]', 42)", c, e, lessons[1],
+            )
+            await worker.execute(f"PREPARE TRANSACTION '{gid}'")
+
+            tx = reader.transaction()
+            await tx.start()
+            read = asyncio.create_task(reader.fetch(sql["SELECT_PROGRESS"], [c], [e]))
+            await asyncio.sleep(1)
+            assert not read.done(), "the read did not wait for the prepared batch"
+            await worker.execute(f"COMMIT PREPARED '{gid}'")
+            rows = await asyncio.wait_for(read, 10)
+            assert [r["events"] for r in rows] == [6]  # the prepared batch's update, not the row before it
+            assert await reader.fetch(sql["SELECT_LESSONS"], [c], [e], [lessons[1]])  # now visible
+            await tx.rollback()
+
+            # A row taken for new (read before it was visible) but there when written: xmax says so.
+            await worker.execute("BEGIN")
+            await worker.execute(
+                f"DELETE FROM lesson_progress_{shards['lesson_progress']['shardid']} WHERE campus_id = $1 AND enrolment_id = $2 AND lesson_id = $3",
+                c, e, lessons[1],
+            )
+            await worker.execute(f"PREPARE TRANSACTION '{gid}_2'")
+            await worker.execute(f"COMMIT PREPARED '{gid}_2'")
+            await worker.execute("BEGIN")
+            await worker.execute(
+                f"INSERT INTO lesson_progress_{shards['lesson_progress']['shardid']} (campus_id, enrolment_id, lesson_id, watched, watched_ms) "
+                "VALUES ($1, $2, $3, '[]', 42)", c, e, lessons[1],
+            )
+            await worker.execute(f"PREPARE TRANSACTION '{gid}_3'")
+            tx = reader.transaction()
+            await tx.start()
+            assert await reader.fetch(sql["SELECT_LESSONS"], [c], [e], [lessons[1]]) == []  # not visible yet
+            upsert = asyncio.create_task(reader.fetch(sql["UPSERT_LESSONS"], [c], [e], [lessons[1]], [1], [None], ["[]"], [7]))
+            await asyncio.sleep(1)
+            assert not upsert.done()
+            await worker.execute(f"COMMIT PREPARED '{gid}_3'")
+            written = await asyncio.wait_for(upsert, 10)
+            assert [r[3] for r in written] == [False]  # not inserted: the projector applies again
+            await tx.rollback()
+        finally:
+            await worker.close()
+    finally:
+        await reader.close()
+        await coordinator.close()

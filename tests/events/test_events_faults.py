@@ -1,6 +1,7 @@
 """100,000 learning events through the API while the relay is killed -9, lmsd-projector is
-killed -9, PostgreSQL and nats-server are restarted: at the end every event is in the stream
-exactly once and every projection counted each exactly once. Then PostgreSQL away for longer than
+killed -9, PostgreSQL and nats-server are restarted and, on Citus (LMSD_TEST_CITUS=1), the worker
+holding the campus's shards is killed -9: at the end every event is in the stream exactly once and
+every projection counted each exactly once. Then PostgreSQL away for longer than
 JetStream redelivers. Both on one campus, in file order: each fault ends with the campus healthy."""
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.citus.campus import campus_on_other_worker, is_unavailable, worker_of
 from tests.conftest import running_campus
-from tests.learning import client, setup
-from tests.support import Campus, app_dsn, nats_connect
+from tests.learning import admin_of, client, setup
+from tests.support import Campus, app_dsn, nats_connect, on_citus
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +128,8 @@ async def test_100k_events_survive_relay_projector_postgres_and_nats_restarts(ca
                 before = _restarts(campus, "relay")
                 os.kill(_pid(campus, "relay"), signal.SIGKILL)
                 faults.append("relay killed -9 again")
+            elif n == 9 * batches // 10 and on_citus():
+                faults.append(await _kill_the_worker_of_campus_a(c, campus, batch_for(n + 1), s.learners[(n + 1) % LEARNERS]))
         assert sent == TOTAL
 
     # everything drains: relay backlog 0, every consumer caught up
@@ -143,6 +147,8 @@ async def test_100k_events_survive_relay_projector_postgres_and_nats_restarts(ca
     assert report["dead_letters"] == 0, report
     assert _restarts(campus, "relay") >= 2 and _restarts(campus, "projector-0") >= 1 and _restarts(campus, "nats") >= 1
     assert _restarts(campus, "postgres") >= 1
+    if on_citus():
+        assert _restarts(campus, faults[-1].split()[0]) >= 1, faults
 
     enrolments = [uuid.UUID(e) for e in s.enrolments]
     recorded = TOTAL + LEARNERS  # plus one enrolment_created each
@@ -207,6 +213,23 @@ async def test_100k_events_survive_relay_projector_postgres_and_nats_restarts(ca
             assert got == list(range(1, len(got) + 1)), f"{enrolment}: out of order or missing"
     finally:
         await nc.close()
+
+
+async def _kill_the_worker_of_campus_a(c: httpx.AsyncClient, campus: Campus, events: list[dict[str, Any]], who: Any) -> str:
+    """On Citus: kill -9 the worker that holds campus A's shards. The next batch gets a 503
+    problem+json at once (no hang, no 500) and a campus whose shards are on the other worker is
+    served meanwhile; the batch is sent again by the loop until the supervisor has the worker back."""
+    campus_a = (await c.get("/api/v1/campus")).json()["id"]
+    victim = await worker_of(campus, campus_a)
+    other = await campus_on_other_worker(c, campus, await admin_of(c), victim)
+    os.kill(_pid(campus, victim), signal.SIGKILL)
+    started = time.monotonic()
+    while (r := await c.post("/api/v1/learning/events", headers=who.h, json={"events": events})).status_code == 429:
+        await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+    assert time.monotonic() - started < 10, "the request waited for the dead worker"
+    is_unavailable(r)
+    assert (await c.get("/api/v1/courses", headers=other.h)).status_code == 200
+    return f"{victim} killed -9"
 
 
 OUTAGE_S = 65  # longer than any consumer's deliveries last (6 deliveries, 10 s ack wait)

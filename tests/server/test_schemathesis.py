@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HOOKS = "tests.server.schemathesis_hooks"  # serializers for media types schemathesis does not know
 SEED = 14
 # Per operation and phase: 56 operations x 3 roles must stay within a few minutes on 2 cores
-# (about a minute a role at 8). One worker: the run is deterministic, and schemathesis's threads
+# (under a minute a role at 5). One worker: the run is deterministic, and schemathesis's threads
 # can trip over Python's ast module (hypothesis describing a lambda: a runtime error, not a finding).
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 5
 WORKERS = 1
 STATEFUL_STEPS = 20
 # The statuses a *valid* request may still get, besides schemathesis's defaults (2xx, 3xx, 401,

@@ -114,6 +114,16 @@ pub fn unavailable(err: &tokio_postgres::Error) -> bool {
     matches!(class, "08" | "53" | "57")
         || *code == SqlState::UNDEFINED_TABLE
         || *code == SqlState::INVALID_CATALOG_NAME
+        || lost_node(code, db.message())
+}
+
+/// A Citus worker lost in the middle of a statement or of its commit: the coordinator reports it
+/// under XX000 (internal error), not class 08 (lmsd/db/availability.py has the same rule). A
+/// commit that may or may not have happened is safe to try again: the claims skip what did.
+fn lost_node(code: &SqlState, message: &str) -> bool {
+    *code == SqlState::INTERNAL_ERROR
+        && (message.contains("server closed the connection unexpectedly")
+            || message.contains("could not commit transaction for shard"))
 }
 
 type Db = (Client, Statements);
@@ -322,6 +332,9 @@ impl Projector {
                     tracing::warn!(error = %store::describe(&err), "database unavailable; holding the batch");
                     *db = None;
                 }
+                Some(Err(Failure::Overtaken)) => {
+                    tracing::warn!("a row of the batch was written meanwhile; applying the batch again");
+                }
                 Some(outcome) => return Some(outcome),
                 None => {}
             }
@@ -401,5 +414,19 @@ pub async fn pause(duration: Duration, shutdown: &CancellationToken) {
     tokio::select! {
         () = tokio::time::sleep(duration) => {}
         () = shutdown.cancelled() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_citus_worker_lost_mid_statement_or_commit_is_away_other_internal_errors_are_not() {
+        let lost = "connection to the remote node localhost:5452 failed: server closed the connection unexpectedly";
+        assert!(lost_node(&SqlState::INTERNAL_ERROR, lost));
+        assert!(lost_node(&SqlState::INTERNAL_ERROR, "could not commit transaction for shard 102008 on at least one active node"));
+        assert!(!lost_node(&SqlState::INTERNAL_ERROR, "could not find shard placement"));
+        assert!(!lost_node(&SqlState::UNIQUE_VIOLATION, lost));
     }
 }

@@ -1,7 +1,8 @@
-//! One batch, one PostgreSQL transaction (`apply_batch`), as `lmsd.events.consumers.apply_batch`
-//! does it in Python: lock the batch's enrolments, claim the event ids (an id this consumer has
-//! applied before is skipped, so redelivery changes nothing), apply the new events to the
-//! progress, gradebook and xAPI tables, record course completions in the outbox, count.
+//! One batch, one PostgreSQL transaction per campus in it (`apply_batch`), as
+//! `lmsd.events.consumers.apply_batch` does it in Python: lock the batch's enrolments, claim the
+//! event ids (an id this consumer has applied before is skipped, so redelivery changes nothing),
+//! apply the new events to the progress, gradebook and xAPI tables, record course completions in
+//! the outbox; then count.
 //!
 //! Independent statements go out together (tokio-postgres pipelines the queries of one
 //! connection), so a batch costs about five round trips whatever its size.
@@ -37,6 +38,10 @@ pub enum Failure {
     /// The database refused or is away (see [`crate::consumer`] for which is which).
     #[error("Database: {}", describe(.0))]
     Database(#[from] tokio_postgres::Error),
+    /// A row the batch took for new had been inserted by a batch not yet visible when it read
+    /// (see store/sql.rs): rolled back, to be applied again.
+    #[error("a progress row was inserted meanwhile")]
+    Overtaken,
 }
 
 /// A database error in words: the server's message and SQLSTATE when it answered, else the
@@ -85,8 +90,42 @@ fn now_us() -> i64 {
     i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Applies one batch in one transaction; returns how many events were new to the consumer.
+/// Applies one batch: one transaction per campus in it, then the consumer's count (its own
+/// statement, on a reference table: in the campus's transaction it would make the commit span
+/// every node); returns how many events were new to the consumer. The count is informational
+/// (`lmsd events status`): a crash between a commit and the count leaves it short by that batch.
 pub async fn apply_batch(
+    client: &mut Client,
+    st: &Statements,
+    consumer: &str,
+    base_url: &str,
+    batch: &[Delivered],
+) -> Result<usize, Failure> {
+    let mut applied = 0;
+    for campus in by_campus(batch) {
+        applied += apply_campus(client, st, consumer, base_url, &campus).await?;
+    }
+    let last_seq = batch.iter().map(|d| d.stream_seq as i64).max().unwrap_or(0);
+    client.execute(&st.count, &[&consumer, &(applied as i64), &last_seq]).await?;
+    Ok(applied)
+}
+
+/// The batch's events per campus, each campus's in delivery order.
+fn by_campus(batch: &[Delivered]) -> Vec<Vec<Delivered>> {
+    let mut groups: Vec<Vec<Delivered>> = Vec::new();
+    let mut at: HashMap<Uuid, usize> = HashMap::new();
+    for d in batch {
+        let i = *at.entry(d.event.campus).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(d.clone());
+    }
+    groups
+}
+
+/// One campus's events in one transaction: its shard group only, on Citus.
+async fn apply_campus(
     client: &mut Client,
     st: &Statements,
     consumer: &str,
@@ -108,9 +147,7 @@ pub async fn apply_batch(
         .iter()
         .filter(|d| claimed.remove(&(d.event.campus, d.event.id)))
         .collect();
-    let last_seq = seqs.iter().copied().max().unwrap_or(0);
     if fresh.is_empty() {
-        tx.execute(&st.count, &[&consumer, &0i64, &last_seq]).await?;
         tx.commit().await?;
         return Ok(0);
     }
@@ -122,6 +159,8 @@ pub async fn apply_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let grades = projection::grades(&events)?;
     let mut state = load(&tx, st, &events).await?;
+    let stored: HashSet<(Uuid, Uuid)> = state.progress.keys().copied().collect();
+    let stored_lessons: HashSet<(Uuid, Uuid, Uuid)> = state.lessons.keys().copied().collect();
     let changes = projection::apply_progress(&mut state, &events)?;
     let follow_ups = completions(&tx, st, &state, &changes).await?;
 
@@ -132,10 +171,9 @@ pub async fn apply_batch(
     let l = LessonColumns::new(&lessons);
     let g = GradeColumns::new(&grades);
     let x = FactColumns::new(&fresh, &facts);
-    let applied = fresh.len() as i64;
-    tokio::try_join!(
+    let (progress_rows, lesson_rows, ..) = tokio::try_join!(
         async {
-            tx.execute(&st.upsert_progress, &[
+            tx.query(&st.upsert_progress, &[
                 &p.campus, &p.enrolment, &p.course, &p.user, &p.events, &p.started, &p.completed,
                 &p.watched_ms, &p.quiz_attempts, &p.last_lesson, &p.last_activity, &p.completed_at,
             ])
@@ -143,9 +181,9 @@ pub async fn apply_batch(
         },
         async {
             if l.campus.is_empty() {
-                return Ok(0);
+                return Ok(Vec::new());
             }
-            tx.execute(&st.upsert_lessons, &[
+            tx.query(&st.upsert_lessons, &[
                 &l.campus, &l.enrolment, &l.lesson, &l.started, &l.completed, &l.watched, &l.watched_ms,
             ])
             .await
@@ -166,8 +204,16 @@ pub async fn apply_batch(
             .await
         },
         record(&tx, st, follow_ups),
-        async { tx.execute(&st.count, &[&consumer, &applied, &last_seq]).await },
     )?;
+    // a row taken for new that was there after all: overwritten with this batch's view of it
+    let overtaken = progress_rows.iter().any(|r| !r.get::<_, bool>(2) && !stored.contains(&(r.get(0), r.get(1))))
+        || lesson_rows
+            .iter()
+            .any(|r| !r.get::<_, bool>(3) && !stored_lessons.contains(&(r.get(0), r.get(1), r.get(2))));
+    if overtaken {
+        tx.rollback().await?;
+        return Err(Failure::Overtaken);
+    }
     tx.commit().await?;
     Ok(fresh.len())
 }

@@ -26,12 +26,18 @@ ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
   last_stream_seq = greatest(c.last_stream_seq, excluded.last_stream_seq), updated_at = excluded.updated_at";
 // `campus_id = ANY($1)` repeats the join's campuses as a filter Citus can prune by: without it a
 // join with unnest() is sent to every shard; with it, a batch of one campus reads one shard.
+// The reads lock the rows they return and the upserts say which rows they inserted: on Citus a
+// batch commits in two phases (an INSERT ... SELECT FROM unnest always does), and a worker lost
+// between PREPARE and COMMIT PREPARED keeps that batch's rows locked, not yet visible, until the
+// coordinator's recovery commits it. The next batch of the same enrolments waits for those locks
+// (FOR UPDATE), and a row it took for new but that such a batch had inserted is reported by
+// `xmax = 0` being false: it applies again (`Failure::Overtaken`) rather than overwrite it.
 const SELECT_PROGRESS: &str = concat!(
     "SELECT p.campus_id, p.enrolment_id, course_id, user_id, events, lessons_started, lessons_completed,
        watched_ms, quiz_attempts, last_lesson_id, ",
     us!("p.last_activity_at"), ", ", us!("p.completed_at"), "
 FROM progress p JOIN unnest($1::uuid[], $2::uuid[]) AS k(c, e) ON p.campus_id = k.c AND p.enrolment_id = k.e
-WHERE p.campus_id = ANY($1)"
+WHERE p.campus_id = ANY($1) FOR UPDATE OF p"
 );
 const UPSERT_PROGRESS: &str = concat!(
     "INSERT INTO progress (campus_id, enrolment_id, course_id, user_id, events, lessons_started,
@@ -43,21 +49,23 @@ ON CONFLICT (campus_id, enrolment_id) DO UPDATE SET course_id = excluded.course_
   user_id = excluded.user_id, events = excluded.events, lessons_started = excluded.lessons_started,
   lessons_completed = excluded.lessons_completed, watched_ms = excluded.watched_ms,
   quiz_attempts = excluded.quiz_attempts, last_lesson_id = excluded.last_lesson_id,
-  last_activity_at = excluded.last_activity_at, completed_at = excluded.completed_at"
+  last_activity_at = excluded.last_activity_at, completed_at = excluded.completed_at
+RETURNING campus_id, enrolment_id, xmax = 0"
 );
 const SELECT_LESSONS: &str = concat!(
     "SELECT l.campus_id, l.enrolment_id, l.lesson_id, ",
     us!("l.started_at"), ", ", us!("l.completed_at"), ", l.watched::text, l.watched_ms
 FROM lesson_progress l JOIN unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS k(c, e, i)
   ON l.campus_id = k.c AND l.enrolment_id = k.e AND l.lesson_id = k.i
-WHERE l.campus_id = ANY($1)"
+WHERE l.campus_id = ANY($1) FOR UPDATE OF l"
 );
 const UPSERT_LESSONS: &str = concat!(
     "INSERT INTO lesson_progress (campus_id, enrolment_id, lesson_id, started_at, completed_at, watched, watched_ms)
 SELECT c, e, l, ", ts!("s"), ", ", ts!("d"), ", w::jsonb, m
 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[]) AS u(c, e, l, s, d, w, m)
 ON CONFLICT (campus_id, enrolment_id, lesson_id) DO UPDATE SET started_at = excluded.started_at,
-  completed_at = excluded.completed_at, watched = excluded.watched, watched_ms = excluded.watched_ms"
+  completed_at = excluded.completed_at, watched = excluded.watched, watched_ms = excluded.watched_ms
+RETURNING campus_id, enrolment_id, lesson_id, xmax = 0"
 );
 const UPSERT_GRADES: &str = concat!(
     "INSERT INTO grades AS g (campus_id, enrolment_id, quiz_id, course_id, user_id, attempts, best_score,
