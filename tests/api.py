@@ -67,3 +67,14 @@ async def course(c: AsyncTestClient, by: Person, *, publish: bool = True, self_e
         assert r.status_code == 200, r.text
         data = r.json()
     return data
+
+
+async def text_lessons(c: AsyncTestClient, by: Person, course_id: str, body: str = "# Hello") -> list[str]:  # type: ignore[type-arg]
+    """A module "Week 1" with two text lessons, "Intro" and "More": their ids."""
+    module = (await c.post(f"/api/v1/courses/{course_id}/modules", headers=by.h, json={"title": "Week 1"})).json()
+    lessons = []
+    for title in ("Intro", "More"):
+        r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=by.h, json={"title": title, "body": body})
+        assert r.status_code == 201, r.text
+        lessons.append(r.json()["id"])
+    return lessons

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api import Person, course, person
+from tests.api import Person, course, person, text_lessons
 from tests.citus import requires_citus
 from tests.citus.campus import (
     citus_campus,
@@ -116,12 +116,7 @@ async def _one_learner_with_a_course(c: httpx.AsyncClient) -> tuple[Person, str,
     root = await admin_of(c)
     teacher = await person(c, root, "instructor")  # type: ignore[arg-type]
     crs = await course(c, teacher, publish=False)  # type: ignore[arg-type]
-    module = (await c.post(f"/api/v1/courses/{crs['id']}/modules", headers=teacher.h, json={"title": "Week 1"})).json()
-    lessons = []
-    for title in ("Intro", "More"):
-        r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=teacher.h, json={"title": title, "body": "text"})
-        assert r.status_code == 201, r.text
-        lessons.append(r.json()["id"])
+    lessons = await text_lessons(c, teacher, crs["id"], body="text")  # type: ignore[arg-type]
     _, people, enrolments = await publish_and_enrol(c, root, teacher, crs["id"], 1)
     return people[0], enrolments[0], lessons
 

@@ -296,16 +296,26 @@ async def test_projector_waits_for_a_batch_prepared_on_a_worker(citus_cluster: C
             for table in ("progress", "lesson_progress")
         }
         worker = await asyncpg.connect(host=HOST, port=shards["progress"]["nodeport"], user=SUPERUSER, database="lmsd")
-        try:
+        progress_shard, lessons_shard = (f"{t}_{shards[t]['shardid']}" for t in ("progress", "lesson_progress"))
+        insert_lesson = (
+            f"INSERT INTO {lessons_shard} (campus_id, enrolment_id, lesson_id, watched, watched_ms) VALUES ($1, $2, $3, '[]', 42)",
+            c, e, lessons[1],
+        )
+
+        async def prepared(*statements: tuple[Any, ...]) -> str:
+            """A transaction on the worker, prepared and left pending (as a killed worker leaves one)."""
             gid = f"lmsd_test_{uuid.uuid4().hex[:8]}"
             await worker.execute("BEGIN")
-            await worker.execute(f"UPDATE progress_{shards['progress']['shardid']} SET events = events + 5 WHERE campus_id = $1 AND enrolment_id = $2", c, e)
-            await worker.execute(
-                f"INSERT INTO lesson_progress_{shards['lesson_progress']['shardid']} (campus_id, enrolment_id, lesson_id, watched, watched_ms) "
-                "VALUES ($1, $2, $3, '[]', 42)", c, e, lessons[1],
-            )
+            for statement, *args in statements:
+                await worker.execute(statement, *args)
             await worker.execute(f"PREPARE TRANSACTION '{gid}'")
+            return gid
 
+        try:
+            gid = await prepared(
+                (f"UPDATE {progress_shard} SET events = events + 5 WHERE campus_id = $1 AND enrolment_id = $2", c, e),
+                insert_lesson,
+            )
             tx = reader.transaction()
             await tx.start()
             read = asyncio.create_task(reader.fetch(sql["SELECT_PROGRESS"], [c], [e]))
@@ -318,26 +328,15 @@ async def test_projector_waits_for_a_batch_prepared_on_a_worker(citus_cluster: C
             await tx.rollback()
 
             # A row taken for new (read before it was visible) but there when written: xmax says so.
-            await worker.execute("BEGIN")
-            await worker.execute(
-                f"DELETE FROM lesson_progress_{shards['lesson_progress']['shardid']} WHERE campus_id = $1 AND enrolment_id = $2 AND lesson_id = $3",
-                c, e, lessons[1],
-            )
-            await worker.execute(f"PREPARE TRANSACTION '{gid}_2'")
-            await worker.execute(f"COMMIT PREPARED '{gid}_2'")
-            await worker.execute("BEGIN")
-            await worker.execute(
-                f"INSERT INTO lesson_progress_{shards['lesson_progress']['shardid']} (campus_id, enrolment_id, lesson_id, watched, watched_ms) "
-                "VALUES ($1, $2, $3, '[]', 42)", c, e, lessons[1],
-            )
-            await worker.execute(f"PREPARE TRANSACTION '{gid}_3'")
+            await worker.execute(f"DELETE FROM {lessons_shard} WHERE campus_id = $1 AND enrolment_id = $2 AND lesson_id = $3", c, e, lessons[1])
+            gid = await prepared(insert_lesson)
             tx = reader.transaction()
             await tx.start()
             assert await reader.fetch(sql["SELECT_LESSONS"], [c], [e], [lessons[1]]) == []  # not visible yet
             upsert = asyncio.create_task(reader.fetch(sql["UPSERT_LESSONS"], [c], [e], [lessons[1]], [1], [None], ["[]"], [7]))
             await asyncio.sleep(1)
             assert not upsert.done()
-            await worker.execute(f"COMMIT PREPARED '{gid}_3'")
+            await worker.execute(f"COMMIT PREPARED '{gid}'")
             written = await asyncio.wait_for(upsert, 10)
             assert [r[3] for r in written] == [False]  # not inserted: the projector applies again
             await tx.rollback()

@@ -14,7 +14,7 @@ from typing import Any
 
 from lmsd.events.connection import pg_connect
 from lmsd.events.envelope import decode
-from tests.api import PASSWORD, Person, admin, client, course, login, person
+from tests.api import PASSWORD, Person, admin, client, course, login, person, text_lessons
 from tests.db import Database
 
 ORIGIN = {"origin": "http://a.example"}
@@ -37,12 +37,7 @@ async def _sign_in(c: Any, who: Person) -> str:
 
 async def _course_with_lessons(c: Any, teacher: Person, learner: Person | None) -> tuple[str, list[str]]:
     crs = await course(c, teacher)
-    module = (await c.post(f"/api/v1/courses/{crs['id']}/modules", headers=teacher.h, json={"title": "Week 1"})).json()
-    lessons = []
-    for title in ("Intro", "More"):
-        r = await c.post(f"/api/v1/modules/{module['id']}/lessons", headers=teacher.h, json={"title": title, "body": "# Hello"})
-        assert r.status_code == 201, r.text
-        lessons.append(r.json()["id"])
+    lessons = await text_lessons(c, teacher, crs["id"])
     if learner is not None:
         r = await c.post(f"/api/v1/courses/{crs['id']}/enrol", headers=learner.h)
         assert r.status_code == 201, r.text

@@ -111,15 +111,15 @@ pub async fn apply_batch(
 }
 
 /// The batch's events per campus, each campus's in delivery order.
-fn by_campus(batch: &[Delivered]) -> Vec<Vec<Delivered>> {
-    let mut groups: Vec<Vec<Delivered>> = Vec::new();
+fn by_campus(batch: &[Delivered]) -> Vec<Vec<&Delivered>> {
+    let mut groups: Vec<Vec<&Delivered>> = Vec::new();
     let mut at: HashMap<Uuid, usize> = HashMap::new();
     for d in batch {
         let i = *at.entry(d.event.campus).or_insert_with(|| {
             groups.push(Vec::new());
             groups.len() - 1
         });
-        groups[i].push(d.clone());
+        groups[i].push(d);
     }
     groups
 }
@@ -130,7 +130,7 @@ async fn apply_campus(
     st: &Statements,
     consumer: &str,
     base_url: &str,
-    batch: &[Delivered],
+    batch: &[&Delivered],
 ) -> Result<usize, Failure> {
     let tx = client.transaction().await?;
     let keys = lock_keys(consumer, batch.iter().map(|d| d.event.enrolment));
@@ -145,6 +145,7 @@ async fn apply_campus(
     // the first delivery of each claimed id (a batch may hold one event twice)
     let fresh: Vec<&Delivered> = batch
         .iter()
+        .copied()
         .filter(|d| claimed.remove(&(d.event.campus, d.event.id)))
         .collect();
     if fresh.is_empty() {
