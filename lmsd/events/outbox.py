@@ -2,7 +2,7 @@
 
 ``append`` runs inside the caller's transaction. It gives each event the next version of its
 aggregate (optimistic concurrency: a caller may name the version it expects and gets
-``Conflict`` when another writer got there first) and copies the encoded envelopes into
+``Conflict`` when another writer got there first) and inserts the encoded envelopes into
 ``outbox``. The relay (:mod:`lmsd.events.relay`) publishes them after commit.
 """
 
@@ -15,19 +15,23 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lmsd.db.values import chunks, rows_sql
 from lmsd.errors import Conflict
 from lmsd.events.envelope import NewEvent, micros
 
 AggregateKey = tuple[uuid.UUID, str, uuid.UUID]  # campus, aggregate, id
 
+# Multi-row VALUES (lmsd.db.values): one phase on Citus. The rows go in key order, so concurrent
+# writers lock the aggregates they share in the same order.
 _ALLOCATE = """
 INSERT INTO event_aggregates AS a (campus_id, aggregate, aggregate_id, version)
-SELECT c, g, i, n FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[]) AS u(c, g, i, n)
-ORDER BY c, g, i
+VALUES {rows}
 ON CONFLICT (campus_id, aggregate, aggregate_id) DO UPDATE SET version = a.version + excluded.version
 RETURNING campus_id, aggregate, aggregate_id, version
 """
-COLUMNS = ["campus_id", "id", "subject", "aggregate", "aggregate_id", "version", "payload"]
+_ALLOCATE_ROW = "($::uuid, $::text, $::uuid, $::bigint)"
+_INSERT = "INSERT INTO outbox (campus_id, id, subject, aggregate, aggregate_id, version, payload) VALUES {rows}"
+_INSERT_ROW = "($::uuid, $::uuid, $::text, $::text, $::uuid, $::bigint, $::bytea)"
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -53,11 +57,10 @@ async def append(
     counts: dict[AggregateKey, int] = defaultdict(int)
     for event in events:
         counts[(event.campus_id, event.aggregate, event.aggregate_id)] += 1
-    keys = list(counts)
-    rows = await conn.fetch(
-        _ALLOCATE,
-        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [counts[k] for k in keys],
-    )
+    keys = sorted(counts)
+    rows = []
+    for n, params in chunks([(*k, counts[k]) for k in keys]):
+        rows += await conn.fetch(_ALLOCATE.format(rows=rows_sql(_ALLOCATE_ROW, n)), *params)
     versions = {(r["campus_id"], r["aggregate"], r["aggregate_id"]): int(r["version"]) for r in rows}
     for key, want in (expected or {}).items():
         before = versions.get(key, 0) - counts.get(key, 0)
@@ -77,7 +80,8 @@ async def append(
             (event.campus_id, event.event_id, event.subject, event.aggregate, event.aggregate_id,
              next_version[key], payload)
         )
-    await conn.copy_records_to_table("outbox", records=records, columns=COLUMNS)
+    for n, params in chunks(records):
+        await conn.execute(_INSERT.format(rows=rows_sql(_INSERT_ROW, n)), *params)
     return versions
 
 
