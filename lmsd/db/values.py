@@ -1,23 +1,24 @@
-"""Multi-row ``INSERT ... VALUES`` for the hot batch writes (outbox, claims).
+"""Multi-row ``INSERT ... VALUES`` for small batch writes (the outbox, client event ids).
 
-A batch of one campus written as ``INSERT ... VALUES (...), (...)`` is one statement that Citus
-routes to the campus's shard and commits in one phase with the rest of the transaction. The same
-rows as ``INSERT ... SELECT FROM unnest(...)`` or ``COPY`` go through the coordinator as a COPY,
-and Citus commits every transaction that copies in two phases (PREPARE TRANSACTION on the worker,
-a row in ``pg_dist_transaction``, COMMIT PREPARED): several times the database's work per batch
-(docs/citus.md, "One phase for the hot batch writes"). Plain PostgreSQL takes either form.
+On Citus, a transaction that wrote through ``COPY`` commits in two phases (PREPARE TRANSACTION
+on the worker, a row in ``pg_dist_transaction``, COMMIT PREPARED), and an ``INSERT ... SELECT
+FROM unnest(...)`` is planned "pull to coordinator", which is a COPY. The same rows as
+``INSERT ... VALUES (...), (...)`` are one statement that Citus routes to the campus's shard, and
+the transaction commits in one phase. But a VALUES list costs its parse and plan per row:
+measured with the event benchmark's 500-event batches, twice the database's CPU per event of
+``COPY`` / ``unnest`` on plain PostgreSQL (docs/citus.md, "One phase for small writes"). So:
+VALUES up to ``SMALL`` rows (an enrolment, a quiz attempt, a learner's few events: most
+writes), arrays or COPY above.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from typing import Any
 
-MAX_PARAMETERS = 32_767  # per statement (the protocol's limit is 65,535; half keeps plans small)
+SMALL = 32  # rows up to which a batch write is a multi-row VALUES
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def rows_sql(row: str, count: int) -> str:
     """``count`` copies of ``row`` (a row with ``$`` for each parameter, e.g. ``($::uuid, $)``),
     comma-separated, the parameters numbered ``$1`` onwards in order."""
@@ -28,13 +29,3 @@ def rows_sql(row: str, count: int) -> str:
         base = r * per_row
         out.append(parts[0] + "".join(f"${base + i + 1}{part}" for i, part in enumerate(parts[1:])))
     return ", ".join(out)
-
-
-def chunks(rows: Sequence[Sequence[Any]]) -> Iterator[tuple[int, list[Any]]]:
-    """``rows`` in slices of at most MAX_PARAMETERS parameters: (row count, flat parameters)."""
-    if not rows:
-        return
-    size = max(1, MAX_PARAMETERS // len(rows[0]))
-    for start in range(0, len(rows), size):
-        part = rows[start:start + size]
-        yield len(part), [value for row in part for value in row]

@@ -31,7 +31,6 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
-from lmsd.db.values import chunks, rows_sql
 from lmsd.events import connection, outbox
 from lmsd.events.envelope import Event, NewEvent, Undecodable, decode
 from lmsd.events.streams import ConsumerSpec
@@ -80,13 +79,12 @@ class Projection(Protocol):
         ...
 
 
-# Multi-row VALUES: one phase on Citus (lmsd.db.values)
 _CLAIM = """
-INSERT INTO consumer_applied (campus_id, consumer, event_id, stream_seq) VALUES {rows}
+INSERT INTO consumer_applied (campus_id, consumer, event_id, stream_seq)
+SELECT c, $1, e, s FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS u(c, e, s)
 ON CONFLICT DO NOTHING
 RETURNING event_id
 """
-_CLAIM_ROW = "($::uuid, $::text, $::uuid, $::bigint)"
 _PROGRESS = """
 INSERT INTO event_consumers AS c (name, applied, last_stream_seq, updated_at) VALUES ($1, $2, $3, now())
 ON CONFLICT (name) DO UPDATE SET applied = c.applied + excluded.applied,
@@ -128,10 +126,12 @@ async def _apply_campus(conn: asyncpg.Connection, projection: Projection, batch:
     ids = [d.event.id for d in batch]  # asyncpg encodes uuid parameters from their text
     async with conn.transaction():
         await conn.execute(_LOCK, lock_keys(projection.name, {d.event.aggregate_id for d in batch}))
-        claimed: set[str] = set()
-        rows = [(d.event.campus_id, projection.name, i, d.stream_seq) for d, i in zip(batch, ids, strict=True)]
-        for n, params in chunks(rows):
-            claimed |= {str(r["event_id"]) for r in await conn.fetch(_CLAIM.format(rows=rows_sql(_CLAIM_ROW, n)), *params)}
+        claimed = {
+            str(r["event_id"])
+            for r in await conn.fetch(
+                _CLAIM, projection.name, [d.event.campus_id for d in batch], ids, [d.stream_seq for d in batch]
+            )
+        }
         fresh = [d for d, i in zip(batch, ids, strict=True) if i in claimed]
         if fresh:
             follow_ups = await projection.apply(conn, fresh, live=True)

@@ -2,7 +2,7 @@
 
 ``append`` runs inside the caller's transaction. It gives each event the next version of its
 aggregate (optimistic concurrency: a caller may name the version it expects and gets
-``Conflict`` when another writer got there first) and inserts the encoded envelopes into
+``Conflict`` when another writer got there first) and writes the encoded envelopes into
 ``outbox``. The relay (:mod:`lmsd.events.relay`) publishes them after commit.
 """
 
@@ -15,22 +15,23 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.db.values import chunks, rows_sql
+from lmsd.db.values import SMALL, rows_sql
 from lmsd.errors import Conflict
 from lmsd.events.envelope import NewEvent, micros
 
 AggregateKey = tuple[uuid.UUID, str, uuid.UUID]  # campus, aggregate, id
 
-# Multi-row VALUES (lmsd.db.values): one phase on Citus. The rows go in key order, so concurrent
-# writers lock the aggregates they share in the same order.
+# Small appends as multi-row VALUES (one phase on Citus), larger ones as arrays and COPY
+# (lmsd.db.values). The rows go in key order: concurrent writers lock shared aggregates in one order.
 _ALLOCATE = """
 INSERT INTO event_aggregates AS a (campus_id, aggregate, aggregate_id, version)
-VALUES {rows}
+{rows}
 ON CONFLICT (campus_id, aggregate, aggregate_id) DO UPDATE SET version = a.version + excluded.version
 RETURNING campus_id, aggregate, aggregate_id, version
 """
 _ALLOCATE_ROW = "($::uuid, $::text, $::uuid, $::bigint)"
-_INSERT = "INSERT INTO outbox (campus_id, id, subject, aggregate, aggregate_id, version, payload) VALUES {rows}"
+_ALLOCATE_ARRAYS = "SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[]) ORDER BY 1, 2, 3"
+COLUMNS = ["campus_id", "id", "subject", "aggregate", "aggregate_id", "version", "payload"]
 _INSERT_ROW = "($::uuid, $::uuid, $::text, $::text, $::uuid, $::bigint, $::bytea)"
 
 
@@ -58,9 +59,16 @@ async def append(
     for event in events:
         counts[(event.campus_id, event.aggregate, event.aggregate_id)] += 1
     keys = sorted(counts)
-    rows = []
-    for n, params in chunks([(*k, counts[k]) for k in keys]):
-        rows += await conn.fetch(_ALLOCATE.format(rows=rows_sql(_ALLOCATE_ROW, n)), *params)
+    if len(keys) <= SMALL:
+        rows = await conn.fetch(
+            _ALLOCATE.format(rows="VALUES " + rows_sql(_ALLOCATE_ROW, len(keys))),
+            *[v for k in keys for v in (*k, counts[k])],
+        )
+    else:
+        rows = await conn.fetch(
+            _ALLOCATE.format(rows=_ALLOCATE_ARRAYS),
+            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [counts[k] for k in keys],
+        )
     versions = {(r["campus_id"], r["aggregate"], r["aggregate_id"]): int(r["version"]) for r in rows}
     for key, want in (expected or {}).items():
         before = versions.get(key, 0) - counts.get(key, 0)
@@ -80,8 +88,13 @@ async def append(
             (event.campus_id, event.event_id, event.subject, event.aggregate, event.aggregate_id,
              next_version[key], payload)
         )
-    for n, params in chunks(records):
-        await conn.execute(_INSERT.format(rows=rows_sql(_INSERT_ROW, n)), *params)
+    if len(records) <= SMALL:
+        await conn.execute(
+            f"INSERT INTO outbox ({', '.join(COLUMNS)}) VALUES {rows_sql(_INSERT_ROW, len(records))}",
+            *[v for r in records for v in r],
+        )
+    else:
+        await conn.copy_records_to_table("outbox", records=records, columns=COLUMNS)
     return versions
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lmsd import pagination, policy
 from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import relations
-from lmsd.db.values import chunks, rows_sql
+from lmsd.db.values import SMALL, rows_sql
 from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.events import outbox
 from lmsd.events.envelope import NewEvent, decode, new_ids, text
@@ -129,15 +129,19 @@ async def _first_time(conn: Any, campus_id: uuid.UUID, batch: ActivityBatch, eve
         return events
     ids = list(dict.fromkeys(cid for _, cid in claimed))
     enrolment_of = {cid: e.aggregate_id for e, cid in reversed(claimed)}  # first event of each id
-    new: set[uuid.UUID] = set()
-    # in id order (concurrent requests lock shared ids in one order); multi-row VALUES: one phase
-    # on Citus (lmsd.db.values)
-    for n, params in chunks([(campus_id, i, enrolment_of[i]) for i in sorted(ids)]):
-        new |= {r["id"] for r in await conn.fetch(
-            f"INSERT INTO client_events (campus_id, id, enrolment_id) VALUES {rows_sql(_CLAIM_ROW, n)} "
-            "ON CONFLICT (campus_id, id) DO NOTHING RETURNING id",
+    ids.sort()  # in id order: concurrent requests lock shared ids in one order
+    rows = "SELECT $1::uuid, i, e FROM unnest($2::uuid[], $3::uuid[]) AS u(i, e) ORDER BY i"
+    params: list[Any] = [campus_id, ids, [enrolment_of[i] for i in ids]]
+    if len(ids) <= SMALL:  # one phase on Citus (lmsd.db.values)
+        rows = "VALUES " + rows_sql(_CLAIM_ROW, len(ids))
+        params = [v for i in ids for v in (campus_id, i, enrolment_of[i])]
+    new = {
+        r["id"]
+        for r in await conn.fetch(
+            f"INSERT INTO client_events (campus_id, id, enrolment_id) {rows} ON CONFLICT (campus_id, id) DO NOTHING RETURNING id",
             *params,
-        )}
+        )
+    }
     if new:  # an id of an event the server made (still in the outbox) is not the client's to reuse
         new -= {r["id"] for r in await conn.fetch(
             "SELECT id FROM outbox WHERE campus_id = $1 AND id = ANY($2::uuid[])", campus_id, list(new),

@@ -1,5 +1,5 @@
-"""The outbox's append (lmsd.events.outbox) and the multi-row VALUES it writes with
-(lmsd.db.values), on the session-wide database."""
+"""The outbox's append (lmsd.events.outbox): small appends as multi-row VALUES (lmsd.db.values),
+larger ones as arrays and COPY; on the session-wide database."""
 
 from __future__ import annotations
 
@@ -22,38 +22,30 @@ def test_rows_are_numbered_row_after_row() -> None:
     assert values.rows_sql("($, 'enrolment', $::bigint)", 1) == "($1, 'enrolment', $2::bigint)"
 
 
-def test_chunks_keep_whole_rows_within_the_parameter_limit() -> None:
-    rows = [(n, n, n) for n in range(25_000)]
-    parts = list(values.chunks(rows))
-    assert [n for n, _ in parts] == [10_922, 10_922, 3_156]
-    assert all(len(flat) == 3 * n <= values.MAX_PARAMETERS for n, flat in parts)
-    assert [v for _, flat in parts for v in flat[::3]] == list(range(25_000))
-    assert list(values.chunks([])) == []
-
-
 def _started(campus: uuid.UUID, enrolment: uuid.UUID, n: int) -> NewEvent:
     lesson = str(uuid.UUID(int=n))
     return NewEvent(campus, enrolment, "lesson_started", learning_pb2.LessonStarted(course_id=lesson, lesson_id=lesson))
 
 
-async def test_append_numbers_each_aggregate_in_order_across_statements(db: AsyncSession) -> None:
-    """6,000 events of three enrolments: more rows than one statement takes (7 parameters a row),
-    versions 1.. per enrolment in the order given, each payload its own event."""
+@pytest.mark.parametrize("per_enrolment", [values.SMALL // 3, 2_000], ids=["values", "copy"])
+async def test_append_numbers_each_aggregate_in_order(db: AsyncSession, per_enrolment: int) -> None:
+    """Events of three enrolments, interleaved: versions 1.. per enrolment in the order given,
+    each payload its own event; a small append (VALUES) and a large one (COPY) alike."""
     admin = await make.platform_admin(db)
     conn = await outbox.driver_connection(db)
     enrolments = [uuid.uuid4() for _ in range(3)]
-    events = [_started(admin.campus_id, enrolments[n % 3], n) for n in range(6_000)]
+    events = [_started(admin.campus_id, enrolments[n % 3], n) for n in range(3 * per_enrolment)]
     versions = await outbox.append(conn, events)
-    assert versions == {(admin.campus_id, "enrolment", e): 2_000 for e in enrolments}
+    assert versions == {(admin.campus_id, "enrolment", e): per_enrolment for e in enrolments}
     rows = await conn.fetch(
         "SELECT id, aggregate_id, version, payload FROM outbox WHERE campus_id = $1 AND aggregate_id = ANY($2::uuid[]) "
         "ORDER BY aggregate_id, version",
         admin.campus_id, enrolments,
     )
-    assert len(rows) == 6_000
+    assert len(rows) == 3 * per_enrolment
     for e in enrolments:
         mine = [r for r in rows if r["aggregate_id"] == e]
-        assert [r["version"] for r in mine] == list(range(1, 2_001))
+        assert [r["version"] for r in mine] == list(range(1, per_enrolment + 1))
         decoded = [Event.FromString(r["payload"]) for r in mine]
         assert [(d.id, d.version) for d in decoded] == [(str(r["id"]), r["version"]) for r in mine]
         # in the order appended: enrolment e's events are n = k, k + 3, k + 6, ...
@@ -61,7 +53,7 @@ async def test_append_numbers_each_aggregate_in_order_across_statements(db: Asyn
         assert [d.lesson_started.lesson_id for d in decoded[:3]] == [str(uuid.UUID(int=n)) for n in (k, k + 3, k + 6)]
     # the next append continues each enrolment's numbering
     assert await outbox.append(conn, [_started(admin.campus_id, enrolments[0], 1)]) == {
-        (admin.campus_id, "enrolment", enrolments[0]): 2_001
+        (admin.campus_id, "enrolment", enrolments[0]): per_enrolment + 1
     }
 
 

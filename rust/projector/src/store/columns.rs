@@ -1,13 +1,8 @@
-//! A batch's rows, converted column by column into what the statements take, and handed out as
-//! the parameters of a multi-row `VALUES` (row after row: `sql::Rows`).
+//! A batch's rows as columns (one array per column), the shape the `unnest()` upserts take.
 
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::Delivered;
-
-/// A parameter of a statement.
-pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 use crate::projection::{self, Lesson, Progress};
 
 pub(super) struct ProgressColumns {
@@ -26,18 +21,6 @@ pub(super) struct ProgressColumns {
 }
 
 impl ProgressColumns {
-    pub(super) fn params(&self) -> Vec<Param<'_>> {
-        (0..self.campus.len())
-            .flat_map(|i| -> [Param<'_>; 12] {
-                [
-                    &self.campus[i], &self.enrolment[i], &self.course[i], &self.user[i], &self.events[i],
-                    &self.started[i], &self.completed[i], &self.watched_ms[i], &self.quiz_attempts[i],
-                    &self.last_lesson[i], &self.last_activity[i], &self.completed_at[i],
-                ]
-            })
-            .collect()
-    }
-
     pub(super) fn new(rows: &[(&(Uuid, Uuid), &Progress)]) -> Self {
         Self {
             campus: rows.iter().map(|(k, _)| k.0).collect(),
@@ -67,17 +50,6 @@ pub(super) struct LessonColumns {
 }
 
 impl LessonColumns {
-    pub(super) fn params(&self) -> Vec<Param<'_>> {
-        (0..self.campus.len())
-            .flat_map(|i| -> [Param<'_>; 7] {
-                [
-                    &self.campus[i], &self.enrolment[i], &self.lesson[i], &self.started[i], &self.completed[i],
-                    &self.watched[i], &self.watched_ms[i],
-                ]
-            })
-            .collect()
-    }
-
     pub(super) fn new(rows: &[(&(Uuid, Uuid, Uuid), &Lesson)]) -> Self {
         Self {
             campus: rows.iter().map(|(k, _)| k.0).collect(),
@@ -104,17 +76,6 @@ pub(super) struct GradeColumns {
 }
 
 impl GradeColumns {
-    pub(super) fn params(&self) -> Vec<Param<'_>> {
-        (0..self.campus.len())
-            .flat_map(|i| -> [Param<'_>; 9] {
-                [
-                    &self.campus[i], &self.enrolment[i], &self.quiz[i], &self.course[i], &self.user[i],
-                    &self.attempts[i], &self.best[i], &self.max[i], &self.at[i],
-                ]
-            })
-            .collect()
-    }
-
     pub(super) fn new(rows: &[(projection::GradeKey, projection::Grade)]) -> Self {
         Self {
             campus: rows.iter().map(|(k, _)| k.0).collect(),
@@ -143,17 +104,6 @@ pub(super) struct FactColumns<'a> {
 }
 
 impl<'a> FactColumns<'a> {
-    pub(super) fn params(&self) -> Vec<Param<'_>> {
-        (0..self.campus.len())
-            .flat_map(|i| -> [Param<'_>; 9] {
-                [
-                    &self.campus[i], &self.id[i], &self.user[i], &self.course[i], &self.verb[i],
-                    &self.activity[i], &self.timestamp[i], &self.stored[i], &self.event[i],
-                ]
-            })
-            .collect()
-    }
-
     pub(super) fn new(fresh: &[&'a Delivered], facts: &'a [projection::Facts]) -> Self {
         Self {
             campus: fresh.iter().map(|d| d.event.campus).collect(),

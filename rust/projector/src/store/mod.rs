@@ -5,8 +5,7 @@
 //! the outbox; then count.
 //!
 //! Independent statements go out together (tokio-postgres pipelines the queries of one
-//! connection), so a batch costs a handful of round trips whatever its size. The batch writes are
-//! multi-row VALUES (store/sql.rs): on Citus one campus's transaction commits in one phase.
+//! connection), so a batch costs about five round trips whatever its size.
 
 use std::collections::{HashMap, HashSet};
 
@@ -64,7 +63,7 @@ pub const COMPLETION_NS: Uuid = Uuid::from_u128(0x5b0d7a52_8f8e_4b8e_9a57_6c6d73
 mod columns;
 mod sql;
 
-use columns::{FactColumns, GradeColumns, LessonColumns, Param, ProgressColumns};
+use columns::{FactColumns, GradeColumns, LessonColumns, ProgressColumns};
 pub use sql::Statements;
 
 /// Advisory lock keys (signed 64-bit, sorted, each once) of a consumer's enrolments: the same
@@ -138,12 +137,9 @@ async fn apply_campus(
     let campuses: Vec<Uuid> = batch.iter().map(|d| d.event.campus).collect();
     let ids: Vec<Uuid> = batch.iter().map(|d| d.event.id).collect();
     let seqs: Vec<i64> = batch.iter().map(|d| d.stream_seq as i64).collect();
-    let claims: Vec<Param<'_>> = (0..batch.len())
-        .flat_map(|i| -> [Param<'_>; 4] { [&campuses[i], &consumer, &ids[i], &seqs[i]] })
-        .collect();
     let (_, claimed) = tokio::try_join!(
         async { tx.execute(&st.lock, &[&keys]).await },
-        sql::CLAIM_ROWS.write(&tx, &claims),
+        async { tx.query(&st.claim, &[&consumer, &campuses, &ids, &seqs]).await },
     )?;
     let mut claimed: HashSet<(Uuid, Uuid)> = claimed.iter().map(|r| (r.get(0), r.get(1))).collect();
     // the first delivery of each claimed id (a batch may hold one event twice)
@@ -176,13 +172,39 @@ async fn apply_campus(
     let l = LessonColumns::new(&lessons);
     let g = GradeColumns::new(&grades);
     let x = FactColumns::new(&fresh, &facts);
-    let (pp, lp, gp, xp) = (p.params(), l.params(), g.params(), x.params());
     let (progress_rows, lesson_rows, ..) = tokio::try_join!(
-        sql::PROGRESS_ROWS.write(&tx, &pp),
-        sql::LESSON_ROWS.write(&tx, &lp),
-        sql::GRADE_ROWS.write(&tx, &gp),
-        sql::STATEMENT_ROWS.write(&tx, &xp),
-        record(&tx, follow_ups),
+        async {
+            tx.query(&st.upsert_progress, &[
+                &p.campus, &p.enrolment, &p.course, &p.user, &p.events, &p.started, &p.completed,
+                &p.watched_ms, &p.quiz_attempts, &p.last_lesson, &p.last_activity, &p.completed_at,
+            ])
+            .await
+        },
+        async {
+            if l.campus.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(&st.upsert_lessons, &[
+                &l.campus, &l.enrolment, &l.lesson, &l.started, &l.completed, &l.watched, &l.watched_ms,
+            ])
+            .await
+        },
+        async {
+            if g.campus.is_empty() {
+                return Ok(0);
+            }
+            tx.execute(&st.upsert_grades, &[
+                &g.campus, &g.enrolment, &g.quiz, &g.course, &g.user, &g.attempts, &g.best, &g.max, &g.at,
+            ])
+            .await
+        },
+        async {
+            tx.execute(&st.insert_statements, &[
+                &x.campus, &x.id, &x.user, &x.course, &x.verb, &x.activity, &x.timestamp, &x.stored, &x.event,
+            ])
+            .await
+        },
+        record(&tx, st, follow_ups),
     )?;
     // a row taken for new that was there after all: overwritten with this batch's view of it
     let overtaken = progress_rows.iter().any(|r| !r.get::<_, bool>(2) && !stored.contains(&(r.get(0), r.get(1))))
@@ -288,38 +310,36 @@ async fn completions(
 /// relay publishes them after commit, like any other event).
 async fn record(
     tx: &tokio_postgres::Transaction<'_>,
-    mut events: Vec<(projection::Key, v1::Event)>,
-) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    st: &Statements,
+    events: Vec<(projection::Key, v1::Event)>,
+) -> Result<u64, tokio_postgres::Error> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
-    // one event per enrolment at most: each gets its enrolment's next version; in (campus,
-    // enrolment) order, the order every writer locks aggregates in
-    events.sort_by_key(|(key, _)| *key);
-    let one = 1i64;
-    let allocations: Vec<Param<'_>> =
-        events.iter().flat_map(|(k, _)| -> [Param<'_>; 3] { [&k.0, &k.1, &one] }).collect();
-    let versions: HashMap<(Uuid, Uuid), i64> = sql::ALLOCATE_ROWS
-        .write(tx, &allocations)
+    // one event per enrolment at most: each gets its enrolment's next version
+    let campus: Vec<Uuid> = events.iter().map(|(k, _)| k.0).collect();
+    let aggregate: Vec<Uuid> = events.iter().map(|(k, _)| k.1).collect();
+    let counts = vec![1i64; events.len()];
+    let versions: HashMap<(Uuid, Uuid), i64> = tx
+        .query(&st.allocate, &[&campus, &aggregate, &counts])
         .await?
         .iter()
         .map(|r| ((r.get(0), r.get(1)), r.get(2)))
         .collect();
-    let rows: Vec<(Uuid, Uuid, String, Uuid, i64, Vec<u8>)> = events
-        .into_iter()
-        .map(|(key, mut envelope)| {
-            let version = versions[&key];
-            envelope.version = version as u64;
-            let id = Uuid::parse_str(&envelope.id).expect("made above");
-            let subject = subject(key.0, "enrolment", key.1, envelope.body.as_ref().expect("set above"));
-            (key.0, id, subject, key.1, version, envelope.encode_to_vec())
-        })
-        .collect();
-    let params: Vec<Param<'_>> = rows
-        .iter()
-        .flat_map(|(c, i, s, a, v, p)| -> [Param<'_>; 6] { [c, i, s, a, v, p] })
-        .collect();
-    sql::OUTBOX_ROWS.write(tx, &params).await
+    let mut ids = Vec::new();
+    let mut subjects = Vec::new();
+    let mut version_col = Vec::new();
+    let mut payloads = Vec::new();
+    for (key, mut envelope) in events {
+        let version = versions[&key];
+        envelope.version = version as u64;
+        ids.push(Uuid::parse_str(&envelope.id).expect("made above"));
+        subjects.push(subject(key.0, "enrolment", key.1, envelope.body.as_ref().expect("set above")));
+        version_col.push(version);
+        payloads.push(envelope.encode_to_vec());
+    }
+    tx.execute(&st.insert_outbox, &[&campus, &ids, &subjects, &aggregate, &version_col, &payloads])
+        .await
 }
 
 #[cfg(test)]
