@@ -115,7 +115,7 @@ def shared_campus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Campus]:
     yield from running_campus(tmp_path_factory)
 
 
-# -- sharing the work between xdist workers (scripts/test: -n 2 --dist loadscope) -------------
+# -- sharing the work between xdist workers (scripts/test: -n 3 --dist loadscope) -------------
 # loadscope keeps a module's tests on one worker (a module-scoped campus, browser or replica is
 # made once, not once per worker) and hands out modules in collection order: the order below.
 
