@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lmsd.db.values import SMALL, rows_sql
+from lmsd.db import values
 from lmsd.errors import Conflict
 from lmsd.events.envelope import NewEvent, micros
 
@@ -30,7 +30,6 @@ ON CONFLICT (campus_id, aggregate, aggregate_id) DO UPDATE SET version = a.versi
 RETURNING campus_id, aggregate, aggregate_id, version
 """
 _ALLOCATE_ROW = "($::uuid, $::text, $::uuid, $::bigint)"
-_ALLOCATE_ARRAYS = "SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[]) ORDER BY 1, 2, 3"
 COLUMNS = ["campus_id", "id", "subject", "aggregate", "aggregate_id", "version", "payload"]
 _INSERT_ROW = "($::uuid, $::uuid, $::text, $::text, $::uuid, $::bigint, $::bytea)"
 
@@ -59,16 +58,8 @@ async def append(
     for event in events:
         counts[(event.campus_id, event.aggregate, event.aggregate_id)] += 1
     keys = sorted(counts)
-    if len(keys) <= SMALL:
-        rows = await conn.fetch(
-            _ALLOCATE.format(rows="VALUES " + rows_sql(_ALLOCATE_ROW, len(keys))),
-            *[v for k in keys for v in (*k, counts[k])],
-        )
-    else:
-        rows = await conn.fetch(
-            _ALLOCATE.format(rows=_ALLOCATE_ARRAYS),
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [counts[k] for k in keys],
-        )
+    rows_in, params = values.source(_ALLOCATE_ROW, [(*k, counts[k]) for k in keys])
+    rows = await conn.fetch(_ALLOCATE.format(rows=rows_in), *params)
     versions = {(r["campus_id"], r["aggregate"], r["aggregate_id"]): int(r["version"]) for r in rows}
     for key, want in (expected or {}).items():
         before = versions.get(key, 0) - counts.get(key, 0)
@@ -88,12 +79,10 @@ async def append(
             (event.campus_id, event.event_id, event.subject, event.aggregate, event.aggregate_id,
              next_version[key], payload)
         )
-    if len(records) <= SMALL:
-        await conn.execute(
-            f"INSERT INTO outbox ({', '.join(COLUMNS)}) VALUES {rows_sql(_INSERT_ROW, len(records))}",
-            *[v for r in records for v in r],
-        )
-    else:
+    if len(records) <= values.SMALL:
+        rows_in, params = values.source(_INSERT_ROW, records)
+        await conn.execute(f"INSERT INTO outbox ({', '.join(COLUMNS)}) {rows_in}", *params)
+    else:  # COPY: cheaper still than arrays for the large ones
         await conn.copy_records_to_table("outbox", records=records, columns=COLUMNS)
     return versions
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lmsd import pagination, policy
 from lmsd.contracts.v1 import learning_pb2
 from lmsd.courses.service import relations
-from lmsd.db.values import SMALL, rows_sql
+from lmsd.db import values
 from lmsd.errors import Conflict, Invalid, NotFound
 from lmsd.events import outbox
 from lmsd.events.envelope import NewEvent, decode, new_ids, text
@@ -127,14 +127,10 @@ async def _first_time(conn: Any, campus_id: uuid.UUID, batch: ActivityBatch, eve
     claimed = [(e, item.id) for e, item in zip(events, batch.events, strict=True) if item.id is not None]
     if not claimed:
         return events
-    ids = list(dict.fromkeys(cid for _, cid in claimed))
     enrolment_of = {cid: e.aggregate_id for e, cid in reversed(claimed)}  # first event of each id
-    ids.sort()  # in id order: concurrent requests lock shared ids in one order
-    rows = "SELECT $1::uuid, i, e FROM unnest($2::uuid[], $3::uuid[]) AS u(i, e) ORDER BY i"
-    params: list[Any] = [campus_id, ids, [enrolment_of[i] for i in ids]]
-    if len(ids) <= SMALL:  # one phase on Citus (lmsd.db.values)
-        rows = "VALUES " + rows_sql(_CLAIM_ROW, len(ids))
-        params = [v for i in ids for v in (campus_id, i, enrolment_of[i])]
+    # in id order: concurrent requests lock shared ids in one order; a few as VALUES, one phase
+    # on Citus (lmsd.db.values)
+    rows, params = values.source(_CLAIM_ROW, [(campus_id, i, enrolment_of[i]) for i in sorted(enrolment_of)])
     new = {
         r["id"]
         for r in await conn.fetch(

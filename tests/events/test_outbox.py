@@ -22,6 +22,22 @@ def test_rows_are_numbered_row_after_row() -> None:
     assert values.rows_sql("($, 'enrolment', $::bigint)", 1) == "($1, 'enrolment', $2::bigint)"
 
 
+def test_a_source_is_values_up_to_small_then_arrays() -> None:
+    assert values.source("($::uuid, $::text)", [("a", "b"), ("c", "d")]) == ("VALUES ($1::uuid, $2::text), ($3::uuid, $4::text)", ["a", "b", "c", "d"])
+    many = [(n, str(n)) for n in range(values.SMALL + 1)]
+    assert values.source("($::bigint, $::text)", many) == (
+        "SELECT * FROM unnest($1::bigint[], $2::text[])", [[n for n, _ in many], [t for _, t in many]]
+    )
+
+
+async def test_an_append_over_many_enrolments_allocates_from_arrays(db: AsyncSession) -> None:
+    admin = await make.platform_admin(db)
+    conn = await outbox.driver_connection(db)
+    enrolments = [uuid.uuid4() for _ in range(values.SMALL + 8)]
+    versions = await outbox.append(conn, [_started(admin.campus_id, e, n) for n, e in enumerate(enrolments * 2)])
+    assert versions == {(admin.campus_id, "enrolment", e): 2 for e in enrolments}
+
+
 def _started(campus: uuid.UUID, enrolment: uuid.UUID, n: int) -> NewEvent:
     lesson = str(uuid.UUID(int=n))
     return NewEvent(campus, enrolment, "lesson_started", learning_pb2.LessonStarted(course_id=lesson, lesson_id=lesson))
